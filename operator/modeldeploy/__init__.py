@@ -1,0 +1,1 @@
+"""modeldeploy: progressive delivery of ML models on Kubernetes."""

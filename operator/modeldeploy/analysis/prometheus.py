@@ -1,0 +1,278 @@
+"""Prometheus provider: instant queries over the HTTP API, and the measurement orchestration.
+
+This is the only module of the analysis package that does I/O. The operator calls it from worker
+threads, so the client is synchronous (httpx.Client, safe to share between threads).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from modeldeploy.analysis.evaluate import (
+    error_measurement,
+    evaluate,
+    inconclusive_measurement,
+    threshold_text,
+)
+from modeldeploy.analysis.render import StableRevisionUnavailable, Variables, render
+from modeldeploy.analysis.templates import default_guardrails, guardrail_source, sample_count_template
+from modeldeploy.api.common import format_duration, parse_duration
+from modeldeploy.api.spec import Analysis, Guardrail
+from modeldeploy.api.status import Measurement
+
+_ERROR_TEXT_MAX = 500
+
+
+class QueryError(Exception):
+    """A query that produced no judgeable answer: Prometheus unreachable, slow, or refusing it."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One number (``kind="value"``) or an empty result (``kind="no_data"``, value None)."""
+
+    kind: Literal["value", "no_data"]
+    value: float | None = None
+
+    @property
+    def no_data(self) -> bool:
+        return self.kind == "no_data"
+
+    @classmethod
+    def of(cls, value: float) -> QueryResult:
+        return cls("value", value)
+
+    @classmethod
+    def empty(cls) -> QueryResult:
+        return cls("no_data", None)
+
+
+class Querier(Protocol):
+    def query(self, promql: str) -> QueryResult: ...
+
+
+class PrometheusClient:
+    """Instant queries against ``base_url`` (e.g. ``http://prometheus.monitoring:9090``)."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0, *, transport: httpx.BaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PrometheusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def is_online(self) -> bool:
+        """Whether Prometheus answers ``/-/ready`` with 200."""
+        try:
+            return self._http.get("/-/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def query(self, promql: str) -> QueryResult:
+        """Run an instant query; one series or a scalar -> value, empty vector -> no data.
+
+        Raises QueryError for everything else, with Prometheus' own error text when it gave one.
+        """
+        try:
+            response = self._http.post(
+                "/api/v1/query", data={"query": promql, "timeout": f"{max(1, int(self.timeout))}s"}
+            )
+        except httpx.TimeoutException:
+            raise QueryError(
+                f"Prometheus at {self.base_url} did not answer within {self.timeout:g}s"
+            ) from None
+        except httpx.HTTPError as e:
+            raise QueryError(f"cannot reach Prometheus at {self.base_url}: {e or type(e).__name__}") from None
+        body = _json(response)
+        if response.status_code // 100 != 2 or body.get("status") != "success":
+            raise QueryError(_describe_error(response, body))
+        return parse_query_data(body.get("data"))
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _describe_error(response: httpx.Response, body: dict[str, Any]) -> str:
+    if body.get("status") == "error" or "error" in body:
+        kind = body.get("errorType", "error")
+        text = str(body.get("error", "")).strip() or "(no error text)"
+        return f"Prometheus answered HTTP {response.status_code} {kind}: {text}"[:_ERROR_TEXT_MAX]
+    snippet = " ".join(response.text.split())[:200]
+    reason = response.reason_phrase or ""
+    return f"Prometheus answered HTTP {response.status_code} {reason}: {snippet or '(empty body)'}"[
+        :_ERROR_TEXT_MAX
+    ]
+
+
+def parse_query_data(data: Any) -> QueryResult:
+    """Interpret the ``data`` of a successful /api/v1/query answer."""
+    if not isinstance(data, dict):
+        raise QueryError("Prometheus answered without a data object")
+    kind = data.get("resultType")
+    result = data.get("result")
+    if kind == "scalar":
+        return QueryResult.of(_sample_value(result))
+    if kind == "vector":
+        if not isinstance(result, list):
+            raise QueryError("Prometheus answered a vector without a result list")
+        if not result:
+            return QueryResult.empty()
+        if len(result) > 1:
+            raise QueryError(
+                f"query must return one series, got {len(result)}: aggregate it, e.g. sum(...) or max(...)"
+            )
+        series = result[0]
+        if not isinstance(series, dict):
+            raise QueryError("Prometheus answered a malformed vector sample")
+        return QueryResult.of(_sample_value(series.get("value")))
+    raise QueryError(f"query must return an instant vector or a scalar, got {kind or 'nothing'}")
+
+
+def _sample_value(sample: Any) -> float:
+    if not (isinstance(sample, list) and len(sample) == 2):
+        raise QueryError(f"malformed sample from Prometheus: {sample!r}"[:_ERROR_TEXT_MAX])
+    try:
+        return float(sample[1])  # "NaN", "+Inf" and "-Inf" parse too
+    except (TypeError, ValueError):
+        raise QueryError(f"malformed sample value from Prometheus: {sample[1]!r}"[:_ERROR_TEXT_MAX]) from None
+
+
+# --- orchestration ------------------------------------------------------------------------------
+
+
+def analysis_window(analysis: Analysis) -> str:
+    """The PromQL range window: ``analysis.window``, else 2 x interval but at least 30s."""
+    if analysis.window:
+        return analysis.window
+    return format_duration(max(30.0, 2 * parse_duration(analysis.interval)))
+
+
+def effective_guardrails(analysis: Analysis) -> list[Guardrail]:
+    return list(analysis.guardrails) or default_guardrails()
+
+
+@dataclass(frozen=True)
+class PlannedGuardrail:
+    guardrail: Guardrail
+    canary_query: str
+    stable_query: str | None
+    unavailable: str | None  # why the guardrail cannot run now (benign), if so
+
+
+def plan(
+    analysis: Analysis,
+    runtime: str,
+    namespace: str,
+    name: str,
+    revision: str,
+    stable_revision: str | None,
+) -> tuple[str, list[PlannedGuardrail]]:
+    """Render every query up front; raises TemplateRejected before anything is sent."""
+    window = analysis_window(analysis)
+    canary_vars = Variables(namespace, name, revision, window, stable_revision)
+    sample_query = render(sample_count_template(runtime), canary_vars, guardrail="sample-count")
+    planned: list[PlannedGuardrail] = []
+    for g in effective_guardrails(analysis):
+        source = guardrail_source(runtime, g)
+        try:
+            canary_query = render(source, canary_vars, guardrail=g.name)
+        except StableRevisionUnavailable as e:
+            planned.append(PlannedGuardrail(g, "", None, str(e).split(": ", 1)[-1]))
+            continue
+        stable_query = None
+        if g.compare_to_stable is not None and stable_revision is not None:
+            stable_vars = Variables(namespace, name, stable_revision, window, stable_revision)
+            stable_query = render(source, stable_vars, guardrail=g.name)
+        planned.append(PlannedGuardrail(g, canary_query, stable_query, None))
+    return sample_query, planned
+
+
+def validate_analysis(analysis: Analysis, runtime: str, namespace: str, name: str) -> None:
+    """Raise TemplateRejected if any guardrail template would be refused (for a status condition)."""
+    plan(analysis, runtime, namespace, name, "0", "1")
+
+
+def measure(
+    client: Querier,
+    analysis: Analysis,
+    runtime: str,
+    namespace: str,
+    name: str,
+    revision: str,
+    stable_revision: str | None,
+    now: datetime | str,
+) -> list[Measurement]:
+    """Measure every guardrail of ``analysis`` for the canary ``revision``; one Measurement each.
+
+    Runs the runtime's sample-count query, each guardrail's query and, for compareToStable, the
+    same query for ``stable_revision``. Query failures become ``Error`` measurements. A refused
+    template raises :class:`~modeldeploy.analysis.render.TemplateRejected` before any query is sent.
+    """
+    sample_query, planned = plan(analysis, runtime, namespace, name, revision, stable_revision)
+
+    samples: float | None = None
+    sample_error: str | None = None
+    try:
+        sample_result = client.query(sample_query)
+        samples = sample_result.value
+        if samples is not None and not math.isfinite(samples):
+            samples = None
+    except QueryError as e:
+        sample_error = f"the sample-count query failed: {e}"
+
+    out: list[Measurement] = []
+    for p in planned:
+        g = p.guardrail
+        threshold = threshold_text(g)
+        if p.unavailable is not None:
+            out.append(
+                inconclusive_measurement(
+                    g.name, revision, p.canary_query, p.unavailable, now, threshold=threshold
+                )
+            )
+            continue
+        if sample_error is not None:
+            out.append(
+                error_measurement(g.name, revision, sample_query, sample_error, now, threshold=threshold)
+            )
+            continue
+        try:
+            value = client.query(p.canary_query).value
+        except QueryError as e:
+            out.append(error_measurement(g.name, revision, p.canary_query, str(e), now, threshold=threshold))
+            continue
+        stable_value: float | None = None
+        if p.stable_query is not None:
+            try:
+                stable_value = client.query(p.stable_query).value
+            except QueryError as e:
+                out.append(
+                    error_measurement(
+                        g.name,
+                        revision,
+                        p.stable_query,
+                        f"the stable revision's query failed: {e}",
+                        now,
+                        threshold=threshold,
+                    )
+                )
+                continue
+        out.append(evaluate(g, value, samples, stable_value, analysis, revision, p.canary_query, now))
+    return out

@@ -1,0 +1,590 @@
+"""ModelDeployment spec: the source of truth for the CRD schema in crds/.
+
+Every field carries a description (it becomes ``kubectl explain`` text), bounds and, where a rule
+spans fields, a CEL ``x-kubernetes-validations`` entry so the API server refuses bad input before
+the operator ever sees it. The same rules are enforced here by pydantic, so code that builds a spec
+in Python gets the same answer as ``kubectl apply``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from modeldeploy.api.common import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    QUANTITY,
+    ApiModel,
+    Duration,
+    cel,
+    exactly_one,
+)
+
+RuntimeName = Literal["triton", "torchserve"]
+StorageScheme = Literal["s3", "gs", "https", "pvc"]
+STORAGE_URI = r"^(s3|gs)://[a-z0-9][a-z0-9.\-]{1,62}(/[^\s]*)?$|^https://[^\s]+$|^pvc://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(/[^\s]*)?$"
+SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$"
+MIG_PROFILE = r"^[1-7]g\.[0-9]{1,3}gb$"
+
+
+def _one_of(model: ApiModel, fields: list[str], what: str) -> None:
+    chosen = [f for f in fields if getattr(model, f) is not None]
+    if len(chosen) != 1:
+        names = ", ".join(model.model_fields[f].alias or f for f in fields)
+        raise ValueError(f"{what}: set exactly one of {names}")
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+class DynamicBatching(ApiModel):
+    """Server-side request batching (Triton dynamic_batching; TorchServe batch delay)."""
+
+    max_queue_delay_microseconds: int = Field(
+        500, ge=0, le=10_000_000, description="Longest a request waits for a batch to fill, in microseconds."
+    )
+    preferred_batch_sizes: list[int] | None = Field(
+        None, max_length=8, description="Batch sizes the scheduler prefers to form (Triton only)."
+    )
+
+
+class RuntimeConfig(ApiModel):
+    """Runtime knobs rendered into Triton's config.pbtxt or TorchServe's config.properties."""
+
+    max_batch_size: int = Field(0, ge=0, le=4096, description="Largest batch; 0 disables batching.")
+    dynamic_batching: DynamicBatching | None = Field(None, description="Enable dynamic batching.")
+    instance_count: int = Field(
+        1, ge=1, le=16, description="Model instances per pod (Triton instance_group count)."
+    )
+    workers: int = Field(1, ge=1, le=64, description="Worker processes per model (TorchServe).")
+    response_timeout_seconds: int = Field(
+        120, ge=1, le=3600, description="Seconds before a request to a worker times out (TorchServe)."
+    )
+    platform: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[a-z0-9_]+$",
+        description="Triton backend platform, e.g. onnxruntime_onnx, pytorch_libtorch, tensorrt_plan.",
+    )
+    handler: str | None = Field(
+        None, max_length=253, description="TorchServe handler (built-in name or module:function)."
+    )
+
+
+class ModelSpec(ApiModel):
+    """What to serve and where to fetch it from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.storageUri.startsWith('pvc://') || !has(self.credentialsSecret)",
+                    "credentialsSecret does not apply to pvc:// storage: the claim is mounted directly",
+                    ".credentialsSecret",
+                )
+            ]
+        }
+    )
+
+    name: str = Field(
+        ...,
+        pattern=SAFE_SEGMENT,
+        max_length=63,
+        description="Model name as the runtime knows it; a single safe path segment (no '/', no '..').",
+    )
+    version: str = Field(
+        ..., pattern=SAFE_SEGMENT, max_length=63, description="Model version; a new version is a new revision."
+    )
+    storage_uri: str = Field(
+        ...,
+        max_length=1024,
+        pattern=STORAGE_URI,
+        description="Where the model lives: s3://bucket/path, gs://bucket/path, https://..., or pvc://claim/path.",
+    )
+    credentials_secret: str | None = Field(
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="Secret in the same namespace whose keys become the storage initializer's env; never logged.",
+    )
+    runtime_config: RuntimeConfig = Field(
+        default_factory=RuntimeConfig, description="Runtime-specific serving configuration."
+    )
+
+    @model_validator(mode="after")
+    def _no_dotdot(self) -> ModelSpec:
+        for value in (self.name, self.version):
+            if ".." in value:
+                raise ValueError(f"{value!r} must be a single path segment without '..'")
+        if self.storage_uri.startswith("pvc://") and self.credentials_secret:
+            raise ValueError("credentialsSecret does not apply to pvc:// storage")
+        return self
+
+    @property
+    def storage_scheme(self) -> str:
+        return self.storage_uri.split("://", 1)[0]
+
+
+# --- resources ---------------------------------------------------------------------------------
+
+
+class GpuSpec(ApiModel):
+    """GPUs per replica: whole GPUs (count) or one MIG slice (migProfile), not both."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.count) != has(self.migProfile)",
+                    "set either gpu.count (whole GPUs) or gpu.migProfile (one MIG slice), not both",
+                )
+            ]
+        }
+    )
+
+    count: int | None = Field(None, ge=1, le=16, description="Whole GPUs per replica (nvidia.com/gpu).")
+    mig_profile: str | None = Field(
+        None,
+        pattern=MIG_PROFILE,
+        max_length=16,
+        description="MIG profile such as 1g.10gb, requested as nvidia.com/mig-<profile>.",
+    )
+    product: str | None = Field(
+        None,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$",
+        description="Required nvidia.com/gpu.product node label, e.g. NVIDIA-A100-SXM4-80GB.",
+    )
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> GpuSpec:
+        if (self.count is None) == (self.mig_profile is None):
+            raise ValueError("set either gpu.count or gpu.migProfile, not both")
+        return self
+
+    @property
+    def resource_name(self) -> str:
+        return f"nvidia.com/mig-{self.mig_profile}" if self.mig_profile else "nvidia.com/gpu"
+
+    @property
+    def quantity(self) -> int:
+        return self.count if self.count is not None else 1
+
+    @property
+    def whole_gpus(self) -> int:
+        """GPUs counted against budgets: a MIG slice counts as one device."""
+        return self.quantity
+
+
+class Resources(ApiModel):
+    """Per-replica compute; requests equal limits for GPUs."""
+
+    cpu: str = Field("1", max_length=32, pattern=QUANTITY, description="CPU request, e.g. 500m or 2.")
+    memory: str = Field("2Gi", max_length=32, pattern=QUANTITY, description="Memory request and limit.")
+    gpu: GpuSpec | None = Field(None, description="GPUs per replica; omit for CPU-only serving.")
+    shm_size: str | None = Field(
+        None,
+        max_length=32,
+        pattern=QUANTITY,
+        description="Size of the in-memory /dev/shm volume (default: runtime's choice, 1Gi for Triton).",
+    )
+
+
+# --- autoscaling -------------------------------------------------------------------------------
+
+
+class UtilizationTarget(ApiModel):
+    average_utilization: int = Field(..., ge=1, le=1000, description="Target average utilization in %.")
+
+
+class PodsMetricTarget(ApiModel):
+    metric: str = Field(
+        ...,
+        max_length=128,
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="Per-pod metric served by a metrics adapter, e.g. nv_inference_queue_duration_us.",
+    )
+    average_value: str = Field(..., max_length=32, pattern=QUANTITY, description="Target per-pod average.")
+
+
+class ScalingMetric(ApiModel):
+    """One HPA metric: exactly one of cpu, memory, pods."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(exactly_one(["cpu", "memory", "pods"]), "set exactly one of cpu, memory, pods")
+            ]
+        }
+    )
+
+    cpu: UtilizationTarget | None = Field(None, description="Average CPU utilization of the pods.")
+    memory: UtilizationTarget | None = Field(None, description="Average memory utilization of the pods.")
+    pods: PodsMetricTarget | None = Field(None, description="A per-pod custom metric (metrics adapter).")
+
+    @model_validator(mode="after")
+    def _one(self) -> ScalingMetric:
+        _one_of(self, ["cpu", "memory", "pods"], "autoscaling metric")
+        return self
+
+
+class Autoscaling(ApiModel):
+    """An autoscaling/v2 HPA that targets this ModelDeployment's scale subresource."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.minReplicas <= self.maxReplicas",
+                    "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+                    ".minReplicas",
+                )
+            ]
+        }
+    )
+
+    min_replicas: int = Field(1, ge=1, le=1000, description="Lower bound for the HPA.")
+    max_replicas: int = Field(..., ge=1, le=1000, description="Upper bound for the HPA.")
+    metrics: list[ScalingMetric] = Field(
+        default_factory=lambda: [ScalingMetric(cpu=UtilizationTarget(average_utilization=80))],
+        max_length=8,
+        description="Metrics the HPA follows (default: 80% CPU).",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.minReplicas must be <= autoscaling.maxReplicas")
+        return self
+
+
+# --- rollout -----------------------------------------------------------------------------------
+
+
+class PolicyRef(ApiModel):
+    kind: Literal["ClusterRolloutPolicy", "RolloutPolicy"] = Field(
+        "ClusterRolloutPolicy", description="ClusterRolloutPolicy, or a RolloutPolicy in this namespace."
+    )
+    name: str = Field(..., max_length=253, pattern=DNS_SUBDOMAIN, description="The policy's name.")
+
+
+class ReplicasRouting(ApiModel):
+    """No mesh: stable and canary pods share one Service; weight is approximated by replica share."""
+
+
+class GatewayApiRouting(ApiModel):
+    """Gateway API: weighted backendRefs on an HTTPRoute pointing at stable and canary Services."""
+
+    http_route: str = Field(
+        ..., max_length=253, pattern=DNS_SUBDOMAIN, description="HTTPRoute (same namespace) the operator manages."
+    )
+    gateway: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN, description="parentRef Gateway name, if the route is created."
+    )
+    gateway_namespace: str | None = Field(
+        None, max_length=63, pattern=DNS_LABEL, description="Namespace of the parent Gateway."
+    )
+
+
+class TrafficRouting(ApiModel):
+    """How traffic weight is realised: exactly one router."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(exactly_one(["replicas", "gatewayAPI"]), "set exactly one of replicas, gatewayAPI")
+            ]
+        }
+    )
+
+    replicas: ReplicasRouting | None = None
+    gateway_api: GatewayApiRouting | None = Field(None, alias="gatewayAPI")
+
+    @model_validator(mode="after")
+    def _one(self) -> TrafficRouting:
+        _one_of(self, ["replicas", "gateway_api"], "trafficRouting")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "gatewayAPI" if self.gateway_api is not None else "replicas"
+
+
+class PauseStep(ApiModel):
+    duration: Duration | None = Field(
+        None, description="How long to pause; omitted: wait for a promote command."
+    )
+
+
+class AnalysisStep(ApiModel):
+    duration: Duration = Field(..., description="How long to measure the canary before the next step.")
+
+
+class SetCanaryScale(ApiModel):
+    """Canary pod count independent of weight (e.g. warm pods before any traffic)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    exactly_one(["replicas", "weight", "matchTrafficWeight"]),
+                    "setCanaryScale: set exactly one of replicas, weight, matchTrafficWeight",
+                )
+            ]
+        }
+    )
+
+    replicas: int | None = Field(None, ge=0, le=1000, description="Canary replicas.")
+    weight: int | None = Field(None, ge=0, le=100, description="Canary replicas as % of spec.replicas.")
+    match_traffic_weight: bool | None = Field(None, description="Follow the traffic weight again.")
+
+    @model_validator(mode="after")
+    def _one(self) -> SetCanaryScale:
+        _one_of(self, ["replicas", "weight", "match_traffic_weight"], "setCanaryScale")
+        return self
+
+
+class CanaryStep(ApiModel):
+    """One canary step: exactly one of setWeight, pause, analysis, setCanaryScale."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    exactly_one(["setWeight", "pause", "analysis", "setCanaryScale"]),
+                    "each step sets exactly one of setWeight, pause, analysis, setCanaryScale",
+                )
+            ]
+        }
+    )
+
+    set_weight: int | None = Field(None, ge=0, le=100, description="Percent of traffic to the canary.")
+    pause: PauseStep | None = Field(None, description="Hold the current weight (timed, or until promoted).")
+    analysis: AnalysisStep | None = Field(None, description="Measure guardrails at the current weight.")
+    set_canary_scale: SetCanaryScale | None = Field(None, description="Canary pod count, apart from weight.")
+
+    @model_validator(mode="after")
+    def _one(self) -> CanaryStep:
+        _one_of(self, ["set_weight", "pause", "analysis", "set_canary_scale"], "canary step")
+        return self
+
+
+def _default_steps() -> list[CanaryStep]:
+    return [
+        CanaryStep(set_weight=10),
+        CanaryStep(analysis=AnalysisStep(duration="1m")),
+        CanaryStep(set_weight=50),
+        CanaryStep(analysis=AnalysisStep(duration="1m")),
+    ]
+
+
+class CanaryStrategy(ApiModel):
+    steps: list[CanaryStep] = Field(
+        default_factory=_default_steps,
+        max_length=32,
+        description="Steps walked in order; 100% is reached by promotion after the last step.",
+    )
+
+
+class BlueGreenStrategy(ApiModel):
+    pre_promotion_analysis: AnalysisStep | None = Field(
+        None, description="Analysis of the preview colour before traffic switches."
+    )
+    post_promotion_analysis: AnalysisStep | None = Field(
+        None, description="Analysis after the switch; failure switches back automatically."
+    )
+    auto_promote: bool = Field(True, description="Switch automatically once pre-promotion analysis passes.")
+    scale_down_delay_seconds: int = Field(
+        30, ge=0, le=86_400, description="Seconds the old colour keeps running after the switch."
+    )
+
+
+BUILTIN_TEMPLATES = ("error-rate", "latency-p99-ms", "latency-p50-ms", "queue-time-p99-ms")
+
+
+class CompareToStable(ApiModel):
+    max_ratio: float = Field(
+        ..., gt=0, le=1000, description="Fail when canary value > maxRatio x stable value (e.g. 1.2)."
+    )
+
+
+class Guardrail(ApiModel):
+    """One SLO check: a built-in template or a PromQL query (jinja2), with thresholds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(exactly_one(["template", "query"]), "a guardrail sets exactly one of template, query"),
+                cel(
+                    "has(self.min) || has(self.max) || has(self.compareToStable)",
+                    "a guardrail needs min, max or compareToStable",
+                ),
+            ]
+        }
+    )
+
+    name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Guardrail name, unique in the list.")
+    template: Literal["error-rate", "latency-p99-ms", "latency-p50-ms", "queue-time-p99-ms"] | None = Field(
+        None, description="Built-in per-runtime PromQL template."
+    )
+    query: str | None = Field(
+        None,
+        max_length=4096,
+        description=(
+            "PromQL (jinja2) with variables namespace, name, revision, stable_revision, window; "
+            "values are escaped for label matchers. Must return one number."
+        ),
+    )
+    min: float | None = Field(None, description="Fail when the value is below this.")
+    max: float | None = Field(None, description="Fail when the value is above this.")
+    compare_to_stable: CompareToStable | None = Field(
+        None, description="Also run the query for the stable revision and compare."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Guardrail:
+        _one_of(self, ["template", "query"], f"guardrail {self.name}")
+        if self.min is None and self.max is None and self.compare_to_stable is None:
+            raise ValueError(f"guardrail {self.name}: needs min, max or compareToStable")
+        return self
+
+
+class Analysis(ApiModel):
+    """How guardrails are measured and judged."""
+
+    interval: Duration = Field("15s", description="Time between measurements.")
+    window: Duration | None = Field(None, description="PromQL range window (default: 2 x interval, >= 30s).")
+    failure_limit: int = Field(
+        2, ge=1, le=100, description="Failed measurements that trigger automatic rollback."
+    )
+    inconclusive_limit: int = Field(
+        3, ge=1, le=100, description="Inconclusive measurements (no data, too few samples) before pausing."
+    )
+    consecutive_error_limit: int = Field(
+        4, ge=1, le=100, description="Consecutive query errors (Prometheus down) before pausing."
+    )
+    no_data_policy: Literal["pause", "fail", "pass"] = Field(
+        "pause",
+        description="An empty result: pause (inconclusive, default), fail (counts as failed), or pass.",
+    )
+    min_sample_size: int = Field(
+        20, ge=0, le=10_000_000, description="Requests the canary must have served in the window; fewer = inconclusive."
+    )
+    history: int = Field(20, ge=1, le=100, description="Measurements kept in status.")
+    guardrails: list[Guardrail] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Checks every measurement runs; empty = the runtime's error-rate guardrail at 5%.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.guardrails.all(g, self.guardrails.exists_one(h, h.name == g.name))",
+                    "guardrail names must be unique",
+                    ".guardrails",
+                )
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> Analysis:
+        names = [g.name for g in self.guardrails]
+        if len(names) != len(set(names)):
+            raise ValueError("guardrail names must be unique")
+        return self
+
+
+class Rollout(ApiModel):
+    """How a new revision replaces the stable one."""
+
+    policy_ref: PolicyRef | None = Field(None, description="Platform policy supplying defaults and limits.")
+    strategy: Literal["canary", "blueGreen"] = Field("canary", description="canary or blueGreen.")
+    traffic_routing: TrafficRouting = Field(
+        default_factory=lambda: TrafficRouting(replicas=ReplicasRouting()),
+        description="How weight is applied (default: replicas).",
+    )
+    max_surge_gpus: int | None = Field(
+        None,
+        ge=0,
+        le=1024,
+        description="Extra GPUs the rollout may use above steady state; stable shrinks as the canary grows.",
+    )
+    canary: CanaryStrategy = Field(default_factory=CanaryStrategy, description="Canary steps.")
+    blue_green: BlueGreenStrategy = Field(default_factory=BlueGreenStrategy, description="Blue-green settings.")
+    analysis: Analysis = Field(default_factory=Analysis, description="Guardrails and limits.")
+
+
+# --- top level ---------------------------------------------------------------------------------
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a served model."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.autoscaling) || !has(self.replicas) || self.replicas == 0 || "
+                    "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
+                    "replicas must lie within autoscaling.minReplicas..maxReplicas",
+                    ".replicas",
+                ),
+            ]
+        }
+    )
+
+    runtime: RuntimeName = Field(..., description="Serving runtime: triton or torchserve.")
+    image: str | None = Field(
+        None, max_length=512, pattern=r"^[^\s]*$", description="Override the runtime's pinned default image (empty: the default)."
+    )
+    model: ModelSpec = Field(..., description="The model to serve.")
+    replicas: int = Field(
+        1, ge=0, le=1000, description="Desired replicas (the scale subresource; an HPA may own it)."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+    autoscaling: Autoscaling | None = Field(None, description="Create an HPA for this ModelDeployment.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Progressive delivery settings.")
+    service_account_name: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN, description="ServiceAccount for the serving pods."
+    )
+    disable_auth: bool = Field(
+        False, description="TorchServe only: turn token authorization off (default: on)."
+    )
+
+    @model_validator(mode="after")
+    def _within_bounds(self) -> ModelDeploymentSpec:
+        a = self.autoscaling
+        if a and self.replicas and not (a.min_replicas <= self.replicas <= a.max_replicas):
+            raise ValueError("replicas must lie within autoscaling.minReplicas..maxReplicas")
+        return self
+
+
+class RevisionTemplate(ApiModel):
+    """The part of a spec that defines a revision's pods; its hash is the revision id.
+
+    The stable revision's template is kept in status, so the stable Deployment can be rebuilt
+    (drift repair, rollback) after the spec already describes a newer revision.
+    """
+
+    runtime: RuntimeName = Field(..., description="Serving runtime.")
+    image: str | None = Field(None, max_length=512, description="Image override.")
+    model: ModelSpec = Field(..., description="The model.")
+    resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+    service_account_name: str | None = Field(None, max_length=253, description="Pod ServiceAccount.")
+    disable_auth: bool = Field(False, description="TorchServe token auth off.")
+
+    @classmethod
+    def of(cls, spec: ModelDeploymentSpec) -> RevisionTemplate:
+        return cls(
+            runtime=spec.runtime,
+            image=spec.image or None,
+            model=spec.model,
+            resources=spec.resources,
+            service_account_name=spec.service_account_name,
+            disable_auth=spec.disable_auth,
+        )

@@ -1,0 +1,110 @@
+"""ModelDeployment status: written only by the operator, read by kubectl, HPAs and other tools.
+
+``status.rollout`` is the rollout state machine's whole memory: an operator restarted at any
+moment resumes from it exactly where it was.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from modeldeploy.api.common import ApiModel
+from modeldeploy.api.spec import RevisionTemplate
+
+Phase = Literal["Pending", "Progressing", "Paused", "Healthy", "Degraded", "RolledBack"]
+Verdict = Literal["Successful", "Failed", "Inconclusive", "Error"]
+
+
+class Condition(ApiModel):
+    type: str = Field(..., max_length=64)
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(..., max_length=128)
+    message: str = Field("", max_length=2048)
+    last_transition_time: str = Field(..., max_length=64)
+    observed_generation: int | None = None
+
+
+class Measurement(ApiModel):
+    """One guardrail evaluation, kept so `kubectl describe` answers why a rollout moved."""
+
+    guardrail: str = Field(..., max_length=63)
+    revision: str = Field(..., max_length=16)
+    query: str = Field("", max_length=8192)
+    value: float | None = Field(None, description="The measured value; absent when there was no data.")
+    stable_value: float | None = None
+    samples: float | None = Field(None, description="Requests seen in the window.")
+    threshold: str = Field("", max_length=256, description="The rule applied, e.g. '<= 0.01'.")
+    verdict: Verdict
+    message: str = Field("", max_length=1024)
+    at: str = Field(..., max_length=64)
+
+
+class AnalysisCounters(ApiModel):
+    """Counts for the analysis of the current step (reset when a new analysis starts)."""
+
+    started_at: str | None = Field(None, max_length=64)
+    last_measured_at: str | None = Field(None, max_length=64)
+    measurements: int = 0
+    successes: int = 0
+    failures: int = 0
+    inconclusives: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+
+
+class RolloutState(ApiModel):
+    """Where the rollout of ``canaryRevision`` stands."""
+
+    revision: str = Field(..., max_length=16, description="Revision being rolled out.")
+    strategy: Literal["canary", "blueGreen"]
+    step_index: int = Field(0, ge=0, description="Index of the current canary step.")
+    step_started_at: str | None = Field(None, max_length=64)
+    stage: str = Field(
+        "Steps",
+        max_length=32,
+        description=(
+            "Canary: Steps | Promoting. BlueGreen: Preview | PrePromotion | AwaitingPromotion | Promoting | "
+            "PostPromotion | ScaleDown. An aborted rollout keeps its stage and sets aborted."
+        ),
+    )
+    paused: bool = False
+    pause_reason: str | None = Field(None, max_length=512)
+    aborted: bool = False
+    abort_reason: str | None = Field(None, max_length=1024)
+    analysis: AnalysisCounters | None = None
+    weight: int = Field(0, ge=0, le=100, description="Weight the router was last asked for.")
+    canary_replicas: int = Field(0, ge=0)
+    stable_replicas: int = Field(0, ge=0)
+    switched_at: str | None = Field(None, max_length=64, description="BlueGreen: when active switched.")
+    last_command: str | None = Field(None, max_length=128, description="Last manual command consumed.")
+
+
+class Decision(ApiModel):
+    """The last decision the rollout made, in words."""
+
+    action: str = Field(..., max_length=64)
+    reason: str = Field(..., max_length=1024)
+    at: str = Field(..., max_length=64)
+
+
+class ModelDeploymentStatus(ApiModel):
+    observed_generation: int | None = None
+    phase: Phase = "Pending"
+    replicas: int = Field(0, ge=0, description="Pods of all revisions (scale subresource).")
+    ready_replicas: int = Field(0, ge=0)
+    ready: str = Field("0/0", max_length=32, description="ready/desired, for kubectl get.")
+    selector: str = Field("", max_length=1024, description="Label selector for the scale subresource.")
+    stable_revision: str | None = Field(None, max_length=16)
+    canary_revision: str | None = Field(None, max_length=16)
+    canary_weight: int = Field(0, ge=0, le=100, description="Traffic share the canary actually has.")
+    current_step: int | None = None
+    model_version: str | None = Field(None, max_length=63, description="Model version of the stable revision.")
+    stable_template: RevisionTemplate | None = Field(
+        None, description="Pod-defining spec of the stable revision, to rebuild it while a newer one rolls out."
+    )
+    rollout: RolloutState | None = None
+    last_decision: Decision | None = None
+    measurements: list[Measurement] = Field(default_factory=list, max_length=100)
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)

@@ -1,0 +1,1 @@
+"""kubectl-modeldeploy: manual rollout control that never touches the spec (GitOps-safe)."""

@@ -1,0 +1,63 @@
+"""Thin kopf wiring: watch events enqueue work; the controller runs the reconcile in a thread.
+
+Only ``on.event`` handlers are used: they keep no progress annotations, add no finalizers and post
+no events of their own, so a ModelDeployment in steady state costs zero API writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from modeldeploy.controller import Controller
+from modeldeploy.kube.rest import MODELDEPLOYMENT
+
+log = logging.getLogger(__name__)
+
+MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
+OWNER_LABEL = "modeldeploy.dev/deployment"
+GROUP, VERSION = MODELDEPLOYMENT.api_version.split("/")
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # our own Events only, with greppable reasons
+        settings.peering.standalone = True
+        settings.watching.server_timeout = 300
+        selector = "app.kubernetes.io/managed-by=modeldeploy"
+        for plural in ("apps/deployments", "pods"):
+            settings.watching.label_selectors[plural] = selector
+
+    @kopf.on.event(GROUP, VERSION, "modeldeployments", registry=registry)
+    async def modeldeployment_event(**kwargs: Any) -> None:
+        namespace, name = kwargs["namespace"], kwargs["name"]
+        if kwargs["event"].get("type") == "DELETED":
+            controller.forget(namespace, name)
+        else:
+            controller.enqueue(namespace, name)
+
+    async def child_event(**kwargs: Any) -> None:
+        owner = kwargs["labels"].get(OWNER_LABEL)
+        if owner and kwargs["namespace"]:
+            controller.enqueue(kwargs["namespace"], owner)
+
+    for group_version, plural in (("apps/v1", "deployments"), ("v1", "pods"), ("v1", "services")):
+        kopf.on.event(*_split(group_version), plural, labels=MANAGED, registry=registry, id=f"child-{plural}")(
+            child_event
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(**_: Any) -> None:
+        await controller.stop()
+
+    return registry
+
+
+def _split(group_version: str) -> tuple[str, str]:
+    group, _, version = group_version.rpartition("/")
+    return group, version

@@ -1,0 +1,565 @@
+"""One reconcile pass: observe -> decide (pure) -> execute -> write status once, only if changed.
+
+This is the imperative shell around :func:`modeldeploy.rollout.decide`. It reads the cluster and
+Prometheus, hands plain data to the pure decision, turns the returned actions into API calls (server-
+side apply of children that differ from their live state, deletes, Events, decision log lines) and
+patches ``status`` when - and only when - it differs. A pass that finds nothing to change makes no
+write call at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from modeldeploy.analysis.prometheus import PrometheusClient, measure
+from modeldeploy.analysis.render import TemplateRejected
+from modeldeploy.api.spec import ModelDeploymentSpec, RevisionTemplate
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus
+from modeldeploy.children import (
+    BuildSettings,
+    OwnerInfo,
+    build_configmap,
+    build_deployment,
+    build_hpa,
+    build_service,
+    revision_hash,
+    selector_all,
+    selector_string,
+)
+from modeldeploy.children.labels import REVISION
+from modeldeploy.cli.commands import COMMAND_ANNOTATION, CommandError, parse_command
+from modeldeploy.controller import GONE
+from modeldeploy.kube.diff import needs_apply
+from modeldeploy.kube.rest import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    HPA,
+    MODELDEPLOYMENT,
+    POD,
+    SECRET,
+    Body,
+    Kube,
+    KubeError,
+    kind_of,
+)
+from modeldeploy.observability import API_WRITES, DECISIONS, MEASUREMENTS, RECONCILE_SECONDS, RECONCILES
+from modeldeploy.rollout import (
+    Command,
+    DeleteRevision,
+    EmitEvent,
+    Log,
+    Observations,
+    RevisionObservation,
+    ScaleRevision,
+    SetPreview,
+    SetWeight,
+    SwitchActive,
+    decide,
+    measurement_due,
+    next_wakeup,
+    set_condition,
+)
+from modeldeploy.routers import get_router
+from modeldeploy.runtimes import get_runtime
+from modeldeploy.settings import Settings
+
+log = logging.getLogger("modeldeploy.reconcile")
+decisions_log = logging.getLogger("modeldeploy.decision")
+
+OWNER_LABEL = "modeldeploy.dev/deployment"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Blocker:
+    """Something only the operator can know that stops a new revision from rolling out."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class World:
+    """What one pass observed."""
+
+    deployments: dict[str, Body] = field(default_factory=dict)  # revision -> Deployment
+    pods: list[Body] = field(default_factory=list)
+
+    def observation(self, revision: str) -> RevisionObservation:
+        dep = self.deployments[revision]
+        st = dep.get("status", {})
+        pods = [p for p in self.pods if p["metadata"].get("labels", {}).get(REVISION) == revision]
+        return RevisionObservation(
+            replicas=int(dep["spec"].get("replicas", 0)),
+            ready_replicas=int(st.get("readyReplicas", 0)),
+            available=_condition(dep, "Available") == "True",
+            unschedulable_message=_unschedulable(pods),
+            pods=len(pods),
+        )
+
+
+def _condition(obj: Body, type_: str) -> str | None:
+    for c in obj.get("status", {}).get("conditions", []) or []:
+        if c.get("type") == type_:
+            return str(c.get("status"))
+    return None
+
+
+def _unschedulable(pods: Iterable[Body]) -> str | None:
+    for pod in pods:
+        for c in pod.get("status", {}).get("conditions", []) or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                return str(c.get("message", "unschedulable"))
+    return None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+        prometheus: PrometheusClient | None = None,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.clock = clock
+        self.build = BuildSettings(
+            images=dict(settings.images), storage_initializer_image=settings.storage_initializer_image
+        )
+        self.prometheus = prometheus or PrometheusClient(
+            settings.prometheus_url, timeout=settings.prometheus_timeout_seconds
+        )
+
+    # --- entry -----------------------------------------------------------------------------------
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        started = time.perf_counter()
+        try:
+            result = self._pass(namespace, name)
+        except Exception:
+            RECONCILES.labels(result="error").inc()
+            raise
+        finally:
+            RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        RECONCILES.labels(result="ok").inc()
+        return result
+
+    def _pass(self, namespace: str, name: str) -> float | None:
+        md = self.kube.get(MODELDEPLOYMENT, namespace, name)
+        if md is None or md["metadata"].get("deletionTimestamp"):
+            return GONE
+        now = self.clock()
+        old_status = md.get("status") or {}
+        status = _parse_status(old_status)
+        try:
+            spec = ModelDeploymentSpec.model_validate(md.get("spec") or {})
+        except ValidationError as exc:
+            new = status.model_copy(
+                update={
+                    "observed_generation": md["metadata"].get("generation"),
+                    "phase": "Degraded",
+                    "conditions": set_condition(
+                        status.conditions, "Degraded", "True", "InvalidSpec", _validation_text(exc), now
+                    ),
+                }
+            )
+            self._write_status(md, old_status, new)
+            return None
+
+        owner = OwnerInfo.from_object(md)
+        runtime = get_runtime(spec.runtime)
+        world = self._observe(namespace, name)
+        desired = revision_hash(spec, self.build)
+        blockers = self._blockers(spec, namespace)
+        stable = status.stable_revision
+        # A blocked revision is not rolled out; what already runs keeps running.
+        target_revision = stable if (blockers and stable is not None) else desired
+        observations = Observations(
+            desired_revision=target_revision,
+            revisions={rev: world.observation(rev) for rev in world.deployments},
+            measurements=self._measure(spec, status, namespace, name, now),
+            command=self._command(md, status),
+        )
+        if blockers and stable is None:
+            plan_status = status
+            actions: list[Any] = []
+        else:
+            plan = decide(spec, status, observations, now)
+            plan_status, actions = plan.status, list(plan.actions)
+
+        templates = self._templates(spec, desired, plan_status, status)
+        self._execute(md, owner, spec, runtime, templates, world, actions, plan_status)
+        self._ensure_shared(owner, spec, runtime, plan_status, templates)
+        world = self._observe(namespace, name) if actions else world
+        final = self._finish(md, spec, plan_status, world, blockers, templates, now)
+        self._write_status(md, old_status, final)
+        return next_wakeup(spec, final, now)
+
+    # --- observe ---------------------------------------------------------------------------------
+
+    def _observe(self, namespace: str, name: str) -> World:
+        selector = f"{OWNER_LABEL}={name},app.kubernetes.io/managed-by=modeldeploy"
+        world = World()
+        for dep in self.kube.list(DEPLOYMENT, namespace, selector):
+            rev = dep["metadata"].get("labels", {}).get(REVISION)
+            if rev:
+                world.deployments[rev] = dep
+        world.pods = self.kube.list(POD, namespace, selector)
+        return world
+
+    def _blockers(self, spec: ModelDeploymentSpec, namespace: str) -> list[Blocker]:
+        blockers = []
+        secret = spec.model.credentials_secret
+        if secret and self.kube.get(SECRET, namespace, secret) is None:
+            blockers.append(
+                Blocker(
+                    "CredentialsSecretMissing",
+                    f"spec.model.credentialsSecret: Secret {namespace}/{secret} does not exist; "
+                    "the new revision is not rolled out until it does",
+                )
+            )
+        return blockers
+
+    def _command(self, md: Body, status: ModelDeploymentStatus) -> Command | None:
+        value = (md["metadata"].get("annotations") or {}).get(COMMAND_ANNOTATION)
+        if not value:
+            return None
+        try:
+            parsed = parse_command(value)
+        except CommandError as exc:
+            log.warning("ignored command: %s", exc, extra={"md": md["metadata"]["name"]})
+            return None
+        if status.rollout is not None and status.rollout.last_command == parsed.value:
+            return None
+        return Command(kind=parsed.verb, id=parsed.value)  # type: ignore[arg-type]
+
+    def _measure(
+        self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, namespace: str, name: str, now: datetime
+    ) -> list[Measurement]:
+        if status.rollout is None or not measurement_due(spec, status, now):
+            return []
+        try:
+            results = measure(
+                self.prometheus,
+                spec.rollout.analysis,
+                spec.runtime,
+                namespace,
+                name,
+                status.rollout.revision,
+                status.stable_revision,
+                now,
+            )
+        except TemplateRejected as exc:
+            results = [
+                Measurement(
+                    guardrail="template",
+                    revision=status.rollout.revision,
+                    verdict="Error",
+                    message=f"query refused: {exc}",
+                    at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+            ]
+        for m in results:
+            MEASUREMENTS.labels(verdict=m.verdict).inc()
+        return results
+
+    # --- execute ---------------------------------------------------------------------------------
+
+    def _templates(
+        self,
+        spec: ModelDeploymentSpec,
+        desired: str,
+        new: ModelDeploymentStatus,
+        old: ModelDeploymentStatus,
+    ) -> dict[str, ModelDeploymentSpec]:
+        """Revision -> a spec that builds exactly that revision's pods."""
+        out = {desired: spec}
+        for st in (old, new):
+            if st.stable_template is not None and st.stable_revision and st.stable_revision not in out:
+                out[st.stable_revision] = spec.model_copy(update=_template_fields(st.stable_template))
+        return out
+
+    def _execute(
+        self,
+        md: Body,
+        owner: OwnerInfo,
+        spec: ModelDeploymentSpec,
+        runtime: Any,
+        templates: Mapping[str, ModelDeploymentSpec],
+        world: World,
+        actions: list[Any],
+        status: ModelDeploymentStatus,
+    ) -> None:
+        scaled: dict[str, int] = {}
+        for action in actions:
+            if isinstance(action, ScaleRevision):
+                scaled[action.revision] = action.replicas
+                self._scale(owner, runtime, templates, world, action.revision, action.replicas)
+            elif isinstance(action, DeleteRevision):
+                self._delete_revision(owner, action.revision)
+            elif isinstance(action, SetWeight):
+                self._route(owner, spec, runtime, action.stable_revision, action.canary_revision, action.weight)
+            elif isinstance(action, SwitchActive):
+                self._apply(build_service(owner, None, runtime, action.revision))
+                if spec.rollout.strategy == "blueGreen":
+                    self._apply(build_service(owner, "active", runtime, action.revision))
+            elif isinstance(action, SetPreview):
+                self._apply(build_service(owner, "preview", runtime, action.revision))
+            elif isinstance(action, EmitEvent):
+                self._write("create", "Event")
+                self.kube.event(md, action.type, action.reason, action.message, action="Rollout")
+            elif isinstance(action, Log):
+                DECISIONS.labels(action=str(action.fields.get("action", "pass"))).inc()
+                decisions_log.info(
+                    "decision",
+                    extra={"namespace": owner.namespace, "md": owner.name, "decision": dict(action.fields)},
+                )
+        # Level: every revision in use has its workload, at the replicas last asked for.
+        for revision, dep in world.deployments.items():
+            if revision in scaled or revision not in templates:
+                continue
+            self._scale(owner, runtime, templates, world, revision, int(dep["spec"].get("replicas", 0)))
+        for revision in _revisions_in_use(status):
+            if revision not in world.deployments and revision not in scaled and revision in templates:
+                self._scale(owner, runtime, templates, world, revision, _level_replicas(spec, status, revision))
+
+    def _scale(
+        self,
+        owner: OwnerInfo,
+        runtime: Any,
+        templates: Mapping[str, ModelDeploymentSpec],
+        world: World,
+        revision: str,
+        replicas: int,
+    ) -> None:
+        template = templates.get(revision)
+        if template is None:
+            # A revision whose pod template is no longer known (superseded): only its size changes.
+            live = world.deployments.get(revision)
+            if live is not None and int(live["spec"].get("replicas", 0)) != replicas:
+                self._write("patch", "Deployment")
+                self.kube.request(
+                    "PATCH",
+                    DEPLOYMENT.path(owner.namespace, live["metadata"]["name"]),
+                    body={"spec": {"replicas": replicas}},
+                    content_type="application/merge-patch+json",
+                )
+            return
+        rt = get_runtime(template.runtime)
+        self._apply(build_configmap(owner, template, revision, rt))
+        self._apply(build_deployment(owner, template, revision, replicas, rt, self.build))
+
+    def _delete_revision(self, owner: OwnerInfo, revision: str) -> None:
+        dep_name = f"{owner.name}-{revision}"
+        for kind, name in ((DEPLOYMENT, dep_name), (CONFIGMAP, f"{dep_name}-config")):
+            self._write("delete", kind.kind)
+            self.kube.delete(kind, owner.namespace, name)
+
+    def _route(
+        self,
+        owner: OwnerInfo,
+        spec: ModelDeploymentSpec,
+        runtime: Any,
+        stable: str,
+        canary: str | None,
+        weight: int,
+    ) -> None:
+        router = get_router(spec.rollout.traffic_routing)
+        for obj in router.objects(
+            owner, stable_revision=stable, canary_revision=canary, weight=weight, port=runtime.serving_port
+        ):
+            self._apply(obj)
+
+    def _ensure_shared(
+        self,
+        owner: OwnerInfo,
+        spec: ModelDeploymentSpec,
+        runtime: Any,
+        status: ModelDeploymentStatus,
+        templates: Mapping[str, ModelDeploymentSpec],
+    ) -> None:
+        """Services, routes and the HPA: level-triggered from the new status."""
+        stable = status.stable_revision
+        if stable is None:
+            return
+        rollout = status.rollout
+        live_rollout = rollout if rollout is not None and not rollout.aborted else None
+        if spec.rollout.strategy == "blueGreen":
+            switched = live_rollout is not None and live_rollout.switched_at is not None
+            active = live_rollout.revision if switched and live_rollout else stable
+            preview = live_rollout.revision if live_rollout else active
+            self._apply(build_service(owner, None, runtime, active))
+            self._apply(build_service(owner, "active", runtime, active))
+            self._apply(build_service(owner, "preview", runtime, preview))
+        else:
+            self._apply(build_service(owner, None, runtime, None))
+            if spec.rollout.traffic_routing.kind == "gatewayAPI":
+                canary = live_rollout.revision if live_rollout else None
+                self._apply(build_service(owner, "stable", runtime, stable))
+                self._apply(build_service(owner, "canary", runtime, canary or stable))
+                weight = live_rollout.weight if live_rollout else 0
+                self._route(owner, spec, runtime, stable, canary, weight)
+        if spec.autoscaling is not None:
+            self._apply(build_hpa(owner, spec))
+        else:
+            hpa = self.kube.get(HPA, owner.namespace, owner.name)
+            if hpa is not None and _ours(hpa):
+                self._write("delete", "HorizontalPodAutoscaler")
+                self.kube.delete(HPA, owner.namespace, owner.name)
+
+    def _apply(self, desired: Body) -> None:
+        kind = kind_of(desired)
+        meta = desired["metadata"]
+        live = self.kube.get(kind, meta.get("namespace"), meta["name"])
+        why = needs_apply(desired, live)
+        if not why:
+            return
+        log.info(
+            "apply %s %s/%s", kind.kind, meta.get("namespace"), meta["name"], extra={"changed": why[:5]}
+        )
+        self._write("apply", kind.kind)
+        self.kube.apply(desired)
+
+    @staticmethod
+    def _write(verb: str, kind: str) -> None:
+        API_WRITES.labels(verb=verb, kind=kind).inc()
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        md: Body,
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        world: World,
+        blockers: list[Blocker],
+        templates: Mapping[str, ModelDeploymentSpec],
+        now: datetime,
+    ) -> ModelDeploymentStatus:
+        in_traffic = _revisions_in_use(status)
+        total = sum(int(d["spec"].get("replicas", 0)) for d in world.deployments.values())
+        ready = sum(int(world.deployments[r].get("status", {}).get("readyReplicas", 0))
+                    for r in in_traffic if r in world.deployments)
+        conditions = list(status.conditions)
+        unschedulable = _unschedulable(world.pods)
+        problems = [*blockers]
+        if unschedulable:
+            problems.append(Blocker("Unschedulable", f"pods cannot be scheduled: {unschedulable}"))
+        if problems:
+            conditions = set_condition(
+                conditions, "Degraded", "True", problems[0].reason, "; ".join(p.message for p in problems), now
+            )
+        elif status.phase == "RolledBack":
+            conditions = set_condition(
+                conditions, "Degraded", "True", "RolledBack",
+                status.last_decision.reason if status.last_decision else "the last rollout was rolled back", now,
+            )
+        else:
+            conditions = set_condition(conditions, "Degraded", "False", "AsExpected", "", now)
+        serving = ready >= spec.replicas and status.stable_revision is not None
+        conditions = set_condition(
+            conditions,
+            "Ready",
+            "True" if serving else "False",
+            "AllReplicasReady" if serving else "ReplicasNotReady",
+            f"{ready}/{spec.replicas} replicas ready",
+            now,
+        )
+        phase = status.phase
+        if problems and phase in ("Pending", "Healthy"):
+            phase = "Degraded"
+        elif phase == "Healthy" and not serving:
+            phase = "Progressing"
+        stable_template = status.stable_template
+        if status.stable_revision and status.stable_revision in templates:
+            stable_template = RevisionTemplate.of(templates[status.stable_revision])
+        return status.model_copy(
+            update={
+                "observed_generation": md["metadata"].get("generation"),
+                "phase": phase,
+                "replicas": total,
+                "ready_replicas": ready,
+                "ready": f"{ready}/{spec.replicas}",
+                "selector": selector_string(selector_all(md["metadata"]["name"])),
+                "conditions": conditions,
+                "stable_template": stable_template,
+            }
+        )
+
+    def _write_status(self, md: Body, old: Body, new: ModelDeploymentStatus) -> None:
+        body = new.wire()
+        if body == _normalise(old):
+            return
+        patch: dict[str, Any] = {k: None for k in old if k not in body}
+        patch.update(body)
+        self._write("patch", "ModelDeployment/status")
+        try:
+            self.kube.patch_status(MODELDEPLOYMENT, md["metadata"]["namespace"], md["metadata"]["name"], patch)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
+
+def _parse_status(raw: Body) -> ModelDeploymentStatus:
+    try:
+        return ModelDeploymentStatus.model_validate(raw)
+    except ValidationError:
+        log.warning("status unreadable; starting from an empty one")
+        return ModelDeploymentStatus()
+
+
+def _normalise(raw: Body) -> Body:
+    try:
+        return ModelDeploymentStatus.model_validate(raw).wire()
+    except ValidationError:
+        return raw
+
+
+def _validation_text(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
+
+
+def _template_fields(t: RevisionTemplate) -> dict[str, Any]:
+    return {
+        "runtime": t.runtime,
+        "image": t.image,
+        "model": t.model,
+        "resources": t.resources,
+        "service_account_name": t.service_account_name,
+        "disable_auth": t.disable_auth,
+    }
+
+
+def _revisions_in_use(status: ModelDeploymentStatus) -> list[str]:
+    out = [status.stable_revision] if status.stable_revision else []
+    r = status.rollout
+    if r is not None and not r.aborted and r.revision not in out:
+        out.append(r.revision)
+    return out
+
+
+def _level_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, revision: str) -> int:
+    r = status.rollout
+    if r is not None and not r.aborted:
+        return r.canary_replicas if revision == r.revision else r.stable_replicas
+    return spec.replicas
+
+
+def _ours(obj: Body) -> bool:
+    return bool((obj["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "modeldeploy")
+

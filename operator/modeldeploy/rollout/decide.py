@@ -1,0 +1,347 @@
+"""The rollout decision: ``decide(spec, status, observations, now) -> Plan``, a pure function.
+
+One pass, in order:
+
+1. no stable revision yet: the desired revision becomes stable directly (no rollout);
+2. the desired revision is compared with the rollout in status: spec reverted to the stable
+   revision -> rollout cancelled; a new revision -> the rollout in flight (if any) is abandoned
+   and a new one starts at step 0 against the *current* stable revision;
+3. this pass's measurement is counted into the active analysis;
+4. a manual command is consumed (once per id);
+5. the strategy walks as far as the observations allow;
+6. replica targets become scale actions (within the GPU budget), and the status is rebuilt.
+
+No I/O and no clock: ``now`` is the only time, so the same inputs give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Phase, RolloutState
+from modeldeploy.rollout.assessment import clear_for_resume, culprit, describe, overall_verdict, record
+from modeldeploy.rollout.conditions import ConditionStatus, set_condition
+from modeldeploy.rollout.replicas import plan_scaling, surge_limit
+from modeldeploy.rollout.state import (
+    PROMOTING,
+    SCALE_DOWN,
+    Pass,
+    clip,
+    counters,
+    mark_aborted,
+    short,
+)
+from modeldeploy.rollout.strategies import STRATEGIES, strategy_of
+from modeldeploy.rollout.types import (
+    Action,
+    Command,
+    Log,
+    Observations,
+    Plan,
+    SetPreview,
+    SetWeight,
+    SwitchActive,
+)
+
+COMMAND_ID_LIMIT = 128
+
+
+def decide(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: Observations, now: datetime
+) -> Plan:
+    """The actions for this pass and the status to store after them (see the module doc)."""
+    ctx = Pass.begin(spec, obs, now)
+    if status.stable_revision is None:
+        return _first_revision(ctx, status)
+    stable = status.stable_revision
+    model_version = status.model_version
+    history = list(status.measurements)
+    rollout = _reconcile_revision(ctx, stable, status.rollout)
+    if rollout is None:
+        return _finish(ctx, status, stable, None, history, model_version)
+    rollout, history = _measure(ctx, rollout, history)
+    rollout = _command(ctx, stable, rollout)
+    outcome = strategy_of(rollout).advance(ctx, rollout, stable)
+    if ctx.pending_promote is not None:
+        _refuse_promote(ctx, outcome.state or rollout)
+    if outcome.promoted:
+        stable, model_version = rollout.revision, spec.model.version
+    return _finish(ctx, status, stable, outcome.state, history, model_version)
+
+
+# --- 1. first revision ---------------------------------------------------------------------------
+
+
+def _first_revision(ctx: Pass, status: ModelDeploymentStatus) -> Plan:
+    revision = ctx.obs.desired_revision
+    if ctx.spec.rollout.strategy == "blueGreen":
+        ctx.act(SwitchActive(revision))
+        ctx.act(SetPreview(revision))
+    else:
+        ctx.act(SetWeight(revision, None, 0))
+    ctx.event(
+        "Normal",
+        "RevisionDeployed",
+        f"first revision {short(revision)}: {ctx.spec.replicas} replicas, serving directly (no rollout)",
+    )
+    return _finish(ctx, status, revision, None, list(status.measurements), ctx.spec.model.version)
+
+
+# --- 2. which revision is rolling out ------------------------------------------------------------
+
+
+def _finished(st: RolloutState, stable: str) -> bool:
+    """A blue-green rollout whose revision is already stable (only the old colour is left)."""
+    return st.stage == SCALE_DOWN and st.revision == stable and not st.aborted
+
+
+def _reconcile_revision(ctx: Pass, stable: str, st: RolloutState | None) -> RolloutState | None:
+    desired = ctx.obs.desired_revision
+    if desired == stable:
+        if st is None or _finished(st, stable):
+            return st
+        if not st.aborted:
+            strategy_of(st).undo_traffic(ctx, st, stable)
+        ctx.event(
+            "Normal",
+            "RolloutReverted",
+            f"spec reverted to stable {short(stable)}: "
+            f"rollout of {short(st.revision)} cancelled, canary removed",
+        )
+        return None
+    if st is not None and st.revision == desired:
+        return st
+    if st is not None and not st.aborted and not _finished(st, stable):
+        strategy_of(st).undo_traffic(ctx, st, stable)
+        _, where = strategy_of(st).progress(ctx, st)
+        ctx.event(
+            "Warning",
+            "RevisionSuperseded",
+            f"revision {short(st.revision)} superseded by {short(desired)} ({where}); "
+            f"it is abandoned and the new rollout starts against stable {short(stable)}",
+        )
+    return _start(ctx, desired, stable)
+
+
+def _start(ctx: Pass, revision: str, stable: str) -> RolloutState:
+    """A new rollout at its first step. A command already present is older than the rollout and
+    is recorded as consumed, so it can never act on it."""
+    strategy = ctx.spec.rollout.strategy
+    ctx.event(
+        "Normal",
+        "RolloutStarted",
+        f"rolling out {short(revision)} ({strategy}) against stable {short(stable)}",
+    )
+    st = STRATEGIES[strategy].start(ctx, revision, stable)
+    command = ctx.obs.command
+    return st.model_copy(update={"last_command": command.id[:COMMAND_ID_LIMIT] if command else None})
+
+
+# --- 3. measurements -----------------------------------------------------------------------------
+
+
+def _measure(
+    ctx: Pass, st: RolloutState, history: list[Measurement]
+) -> tuple[RolloutState, list[Measurement]]:
+    """Count this pass's measurement into the active analysis (results for other revisions, or
+    arriving while paused or with no analysis active, are ignored)."""
+    results = [m for m in ctx.obs.measurements if m.revision == st.revision]
+    verdict = overall_verdict(results)
+    active = strategy_of(st).active_analysis(ctx.spec, st)
+    if verdict is None or active is None or st.paused or st.aborted:
+        return st, history
+    c = record(counters(ctx, st), verdict, ctx.stamp)
+    ctx.results = results
+    a = ctx.analysis
+    notable = {
+        "Failed": ("MeasurementFailed", f"failed {c.failures}/{a.failure_limit}"),
+        "Error": (
+            "MeasurementError",
+            f"query errors {c.consecutive_errors}/{a.consecutive_error_limit} in a row",
+        ),
+        "Inconclusive": ("MeasurementInconclusive", f"inconclusive {c.inconclusives}/{a.inconclusive_limit}"),
+    }
+    if verdict in notable:
+        reason, count = notable[verdict]
+        worst = culprit(results, verdict)
+        what = describe(worst) if worst is not None else verdict
+        ctx.event("Normal" if verdict == "Inconclusive" else "Warning", reason, f"{what} — {count}")
+    kept = (history + results)[-a.history :]
+    return st.model_copy(update={"analysis": c}), kept
+
+
+# --- 4. commands ---------------------------------------------------------------------------------
+
+
+def _command(ctx: Pass, stable: str, st: RolloutState) -> RolloutState:
+    command = ctx.obs.command
+    if command is None or command.id[:COMMAND_ID_LIMIT] == st.last_command:
+        return st
+    st = st.model_copy(update={"last_command": command.id[:COMMAND_ID_LIMIT]})
+    if _finished(st, stable):
+        return _ignore(ctx, command, st, "the rollout is complete")
+    if st.aborted:
+        if command.kind != "retry":
+            return _ignore(ctx, command, st, f"the rollout of {short(st.revision)} was aborted; use retry")
+        ctx.event(
+            "Normal", "RolloutRetried", f"retrying {short(st.revision)} from the first step ({command.id})"
+        )
+        fresh = STRATEGIES[ctx.spec.rollout.strategy].start(ctx, st.revision, stable)
+        return fresh.model_copy(update={"last_command": st.last_command})
+    return _apply(ctx, stable, st, command)
+
+
+def _apply(ctx: Pass, stable: str, st: RolloutState, command: Command) -> RolloutState:
+    kind = command.kind
+    if kind == "abort":
+        strategy_of(st).undo_traffic(ctx, st, stable)
+        ctx.event(
+            "Warning", "RolloutAborted", f"aborted by command: weight 0, rolling back to {short(stable)}"
+        )
+        return mark_aborted(ctx, st, f"aborted by command {command.id}")
+    if kind == "pause":
+        if st.paused:
+            return st
+        ctx.event("Normal", "RolloutPaused", f"rollout of {short(st.revision)} paused by command")
+        return st.model_copy(update={"paused": True, "pause_reason": "paused by command"})
+    if kind == "resume":
+        if not st.paused:
+            return _ignore(ctx, command, st, "the rollout is not paused")
+        ctx.event(
+            "Normal", "RolloutResumed", f"rollout of {short(st.revision)} resumed (was: {st.pause_reason})"
+        )
+        analysis = clear_for_resume(st.analysis) if st.analysis is not None else None
+        return st.model_copy(update={"paused": False, "pause_reason": None, "analysis": analysis})
+    if kind == "promote-full":
+        ctx.event(
+            "Warning",
+            "PromotedFull",
+            f"promote-full: remaining steps and analysis of {short(st.revision)} skipped",
+        )
+        return st.model_copy(
+            update={
+                "stage": PROMOTING,
+                "paused": False,
+                "pause_reason": None,
+                "analysis": None,
+                "step_started_at": ctx.stamp,
+            }
+        )
+    if kind == "promote":
+        ctx.pending_promote = command.id
+        return st
+    return _ignore(ctx, command, st, "the rollout was not aborted")
+
+
+def _ignore(ctx: Pass, command: Command, st: RolloutState, why: str) -> RolloutState:
+    ctx.event("Warning", "CommandIgnored", f"{command.kind} ({command.id}) ignored: {why}")
+    return st
+
+
+def _refuse_promote(ctx: Pass, st: RolloutState) -> None:
+    ctx.pending_promote = None
+    _, where = strategy_of(st).progress(ctx, st)
+    ctx.event(
+        "Warning", "CommandIgnored", f"promote ignored at {where}: wait for the analysis or use promote-full"
+    )
+
+
+# --- 6. status -----------------------------------------------------------------------------------
+
+
+def _finish(
+    ctx: Pass,
+    status: ModelDeploymentStatus,
+    stable: str,
+    st: RolloutState | None,
+    history: Sequence[Measurement],
+    model_version: str | None,
+) -> Plan:
+    strategy = strategy_of(st) if st is not None else None
+    if st is None or strategy is None:
+        targets = [(stable, ctx.spec.replicas)]
+        hold = False
+    else:
+        targets = strategy.targets(ctx, st, stable)
+        hold = strategy.hold_others(ctx, st)
+        wanted = dict(targets)
+        st = st.model_copy(
+            update={
+                "stable_replicas": wanted.get(stable, 0),
+                "canary_replicas": wanted.get(st.revision, 0) if st.revision != stable else 0,
+            }
+        )
+    scaling = plan_scaling(targets, ctx.obs.revisions, surge_limit(ctx.spec), hold)
+    in_flight = st is not None and not st.aborted and not _finished(st, stable)
+    phase = _phase(ctx, status.phase, stable, st)
+    condition = _progressing(ctx, stable, st)
+    new = status.model_copy(
+        update={
+            "phase": phase,
+            "stable_revision": stable,
+            "canary_revision": st.revision if in_flight and st is not None else None,
+            "canary_weight": strategy.canary_weight(st) if strategy is not None and st is not None else 0,
+            "current_step": strategy.current_step(ctx.spec, st) if in_flight and strategy and st else None,
+            "model_version": model_version,
+            "rollout": st,
+            "last_decision": ctx.decision or status.last_decision,
+            "measurements": list(history),
+            "conditions": set_condition(status.conditions, "Progressing", *condition, ctx.now),
+        }
+    )
+    actions: list[Action] = [*ctx.actions, *scaling]
+    actions.append(Log(_log_fields(ctx, new, actions)))
+    return Plan(actions, new)
+
+
+def _phase(ctx: Pass, previous: Phase, stable: str, st: RolloutState | None) -> Phase:
+    if st is not None and not _finished(st, stable):
+        if st.aborted:
+            return "RolledBack"
+        if st.paused or strategy_of(st).waiting_for_promote(ctx.spec, st):
+            return "Paused"
+        return "Progressing"
+    if ctx.full(stable):
+        return "Healthy"
+    return "Progressing" if previous in ("Pending", "Progressing") else "Degraded"
+
+
+def _progressing(ctx: Pass, stable: str, st: RolloutState | None) -> tuple[ConditionStatus, str, str]:
+    if st is None or _finished(st, stable):
+        ready = f"{ctx.ready(stable)}/{ctx.spec.replicas} ready"
+        if ctx.full(stable):
+            return "True", "NewRevisionAvailable", f"revision {short(stable)} serves all traffic ({ready})"
+        return "True", "ReplicasScaling", _with_unschedulable(ctx, stable, f"stable {short(stable)}: {ready}")
+    if st.aborted:
+        return "False", "RolledBack", st.abort_reason or "aborted"
+    if st.paused:
+        return "Unknown", "RolloutPaused", st.pause_reason or "paused"
+    reason, message = strategy_of(st).progress(ctx, st)
+    return "True", reason, _with_unschedulable(ctx, st.revision, message)
+
+
+def _with_unschedulable(ctx: Pass, revision: str, message: str) -> str:
+    why = ctx.observed(revision).unschedulable_message
+    return clip(f"{message}; unschedulable: {why}" if why else message, 2048)
+
+
+def _log_fields(ctx: Pass, status: ModelDeploymentStatus, actions: Sequence[Action]) -> dict[str, object]:
+    st = status.rollout
+    decision = ctx.decision
+    return {
+        "msg": "rollout decision",
+        "desired": ctx.obs.desired_revision,
+        "stable": status.stable_revision,
+        "canary": status.canary_revision,
+        "phase": status.phase,
+        "stage": st.stage if st is not None else None,
+        "step": status.current_step,
+        "weight": status.canary_weight,
+        "paused": bool(st and st.paused),
+        "aborted": bool(st and st.aborted),
+        "decision": decision.action if decision is not None else None,
+        "reason": decision.reason if decision is not None else None,
+        "actions": [a.kind for a in actions],
+    }

@@ -1,0 +1,55 @@
+"""When the shell should measure (``measurement_due``) and come back (``next_wakeup``); pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from modeldeploy.api.common import parse_duration
+from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.status import ModelDeploymentStatus, RolloutState
+from modeldeploy.rollout.strategies import strategy_of
+from modeldeploy.rollout.timefmt import seconds_left, seconds_since
+
+POLL_SECONDS = 10.0
+"""Requeue while waiting on pods (scale ups, scale downs making room in the GPU budget)."""
+
+
+def _measure_from(st: RolloutState) -> str | None:
+    """The last measurement, or the start of the analysis (the first one waits an interval)."""
+    if st.analysis is None:
+        return st.step_started_at
+    return st.analysis.last_measured_at or st.analysis.started_at
+
+
+def measurement_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> bool:
+    """True when an analysis is active, the rollout is not paused or aborted, and ``interval``
+    has passed since the last measurement (or since the analysis began)."""
+    st = status.rollout
+    if st is None or st.paused or st.aborted or status.stable_revision is None:
+        return False
+    if strategy_of(st).active_analysis(spec, st) is None:
+        return False
+    return seconds_since(_measure_from(st), now) >= parse_duration(spec.rollout.analysis.interval)
+
+
+def next_wakeup(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> float | None:
+    """Seconds until the next pass is needed without any watch event; ``None``: nothing to wait for.
+
+    Paused rollouts and rollouts waiting for ``promote`` sleep; an analysis wakes up for its next
+    measurement; timed pauses and the blue-green scale-down delay for their end; anything else
+    still moving (pods starting or terminating, stable returning to full after a rollback) polls.
+    """
+    st = status.rollout
+    if st is None or st.aborted:
+        settled = status.replicas == status.ready_replicas == spec.replicas
+        return None if settled else POLL_SECONDS
+    strategy = strategy_of(st)
+    if st.paused or strategy.waiting_for_promote(spec, st):
+        return None
+    timer = strategy.next_wakeup(spec, st, now)
+    analysis = strategy.active_analysis(spec, st)
+    if analysis is not None:
+        interval = parse_duration(spec.rollout.analysis.interval)
+        timer = seconds_left(_measure_from(st), interval, now)
+    waits = [POLL_SECONDS] + ([timer] if timer is not None else [])
+    return min(waits) if analysis is None else timer

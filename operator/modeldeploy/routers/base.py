@@ -1,0 +1,122 @@
+"""The traffic-router interface: pure builders that turn a desired canary weight into objects.
+
+A router answers three questions for the rollout shell, without touching the cluster:
+
+* ``desired_replicas(total, weight)``: how many stable and canary pods the weight needs;
+* ``objects(owner, ...)``: the extra objects that realise the weight (an HTTPRoute, or nothing);
+* ``reached_weight(observed)``: the canary weight actually in effect, read back from the cluster
+  (ready pods, or the live HTTPRoute), or None when it cannot be told yet.
+
+Service names are shared with children/service.py: ``<md>-stable`` and ``<md>-canary``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from modeldeploy.api.common import API_VERSION
+
+STABLE_SUFFIX: Final = "-stable"
+CANARY_SUFFIX: Final = "-canary"
+MANAGED_BY: Final = "modeldeploy"
+LABEL_DEPLOYMENT: Final = "modeldeploy.dev/deployment"
+
+Manifest = dict[str, Any]
+
+
+def stable_service_name(md_name: str) -> str:
+    return f"{md_name}{STABLE_SUFFIX}"
+
+
+def canary_service_name(md_name: str) -> str:
+    return f"{md_name}{CANARY_SUFFIX}"
+
+
+class OwnerLike(Protocol):
+    """What a router needs of the owning ModelDeployment; children.owner.OwnerInfo fits."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    def owner_reference(self) -> dict[str, Any]: ...
+
+
+def object_labels(owner: OwnerLike) -> dict[str, str]:
+    """Labels on objects a router builds (same keys as children/labels.py)."""
+    extra = getattr(owner, "labels", None)
+    return {
+        **(dict(extra) if isinstance(extra, Mapping) else {}),
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_DEPLOYMENT: owner.name,
+    }
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A ready-made :class:`OwnerLike` (the ModelDeployment that owns what a router builds)."""
+
+    name: str
+    namespace: str
+    uid: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "ModelDeployment",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class ObservedTraffic:
+    """What the shell read back from the cluster for ``reached_weight``."""
+
+    stable_ready: int = 0
+    canary_ready: int = 0
+    route: Mapping[str, Any] | None = None
+
+
+class Router(Protocol):
+    """One way of realising a canary weight (see the module docstring)."""
+
+    kind: str
+
+    def desired_replicas(self, total: int, weight: int) -> tuple[int, int]:
+        """(stable, canary) pod counts for ``weight`` percent of traffic on ``total`` replicas."""
+        ...
+
+    def objects(
+        self,
+        owner: OwnerLike,
+        *,
+        stable_revision: str | None,
+        canary_revision: str | None,
+        weight: int,
+        port: int,
+    ) -> list[Manifest]:
+        """Objects to apply (server-side apply) so that the canary receives ``weight`` percent."""
+        ...
+
+    def reached_weight(self, owner: OwnerLike, observed: ObservedTraffic) -> int | None:
+        """The canary weight in effect (0..100), or None when it cannot be told."""
+        ...
+
+
+def check_weight(weight: int) -> int:
+    if not 0 <= weight <= 100:
+        raise ValueError(f"weight must be 0..100, got {weight}")
+    return weight
+
+
+def share(part: int, whole: int) -> int:
+    """``part / whole`` as a whole percentage, rounded half up; 0 when ``whole`` is 0."""
+    if whole <= 0:
+        return 0
+    return (200 * part + whole) // (2 * whole)

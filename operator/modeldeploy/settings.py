@@ -1,0 +1,120 @@
+"""Operator settings: one object, from flags and MODELDEPLOY_* environment variables, failing loudly."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+LOG_FORMATS = ("json", "text")
+
+
+class SettingsError(ValueError):
+    """A bad flag or environment value, with a message that says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None = None
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    prometheus_url: str = "http://127.0.0.1:9090"
+    log_format: str = "json"
+    log_level: str = "INFO"
+    metrics_port: int = 8080
+    health_port: int = 8081
+    bind_address: str = "0.0.0.0"
+    resync_seconds: float = 30.0
+    prometheus_timeout_seconds: float = 5.0
+    images: Mapping[str, str] = field(default_factory=dict)  # runtime name -> image override
+    storage_initializer_image: str | None = None
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(f"MODELDEPLOY_{name}")
+    return value if value else None
+
+
+def _port(value: str, what: str) -> int:
+    try:
+        port = int(value)
+    except ValueError as exc:
+        raise SettingsError(f"{what} must be a port number, got {value!r}") from exc
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{what} must be within 0..65535, got {port}")
+    return port
+
+
+def _positive(value: str, what: str) -> float:
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise SettingsError(f"{what} must be a number of seconds, got {value!r}") from exc
+    if number <= 0:
+        raise SettingsError(f"{what} must be > 0, got {number}")
+    return number
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="modeldeploy-operator",
+        description="Runs the modeldeploy operator (every flag also reads MODELDEPLOY_<FLAG> from the environment).",
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+    p.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        help="namespace to watch; repeat for several (default: all; env MODELDEPLOY_NAMESPACES=a,b)",
+    )
+    p.add_argument("--prometheus-url", help="Prometheus base URL for analysis (env MODELDEPLOY_PROMETHEUS_URL)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, help="json (default) or text")
+    p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    p.add_argument("--metrics-port", help="port of the /metrics endpoint (default 8080, 0 disables)")
+    p.add_argument("--health-port", help="port of the /healthz liveness endpoint (default 8081, 0 disables)")
+    p.add_argument("--bind-address", help="address the metrics and health endpoints listen on")
+    p.add_argument("--resync-seconds", help="level-based resync period per ModelDeployment (default 30)")
+    p.add_argument("--image", action="append", default=[], help="runtime=image override, e.g. triton=my/triton:1")
+    p.add_argument("--storage-initializer-image", help="image of the model storage initializer")
+    return p
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    args = parser().parse_args(argv)
+
+    def pick(flag: str | None, name: str) -> str | None:
+        return flag if flag is not None else _env(env, name)
+
+    namespaces: tuple[str, ...] = tuple(args.namespaces or ())
+    if not namespaces and _env(env, "NAMESPACES"):
+        namespaces = tuple(n.strip() for n in (_env(env, "NAMESPACES") or "").split(",") if n.strip())
+    log_format = pick(args.log_format, "LOG_FORMAT") or "json"
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"MODELDEPLOY_LOG_FORMAT must be json or text, got {log_format!r}")
+    log_level = (pick(args.log_level, "LOG_LEVEL") or "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"log level must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    images: dict[str, str] = {}
+    raw_images = list(args.image) + [i for i in (_env(env, "IMAGES") or "").split(",") if i.strip()]
+    for item in raw_images:
+        runtime, sep, image = item.partition("=")
+        if not sep or not runtime.strip() or not image.strip():
+            raise SettingsError(f"--image takes runtime=image, got {item!r}")
+        images[runtime.strip()] = image.strip()
+    prometheus_url = pick(args.prometheus_url, "PROMETHEUS_URL") or Settings.prometheus_url
+    if not prometheus_url.startswith(("http://", "https://")):
+        raise SettingsError(f"--prometheus-url must start with http:// or https://, got {prometheus_url!r}")
+    return Settings(
+        kubeconfig=pick(args.kubeconfig, "KUBECONFIG") or env.get("KUBECONFIG") or None,
+        namespaces=namespaces,
+        prometheus_url=prometheus_url.rstrip("/"),
+        log_format=log_format,
+        log_level=log_level,
+        metrics_port=_port(pick(args.metrics_port, "METRICS_PORT") or "8080", "--metrics-port"),
+        health_port=_port(pick(args.health_port, "HEALTH_PORT") or "8081", "--health-port"),
+        bind_address=pick(args.bind_address, "BIND_ADDRESS") or "0.0.0.0",
+        resync_seconds=_positive(pick(args.resync_seconds, "RESYNC_SECONDS") or "30", "--resync-seconds"),
+        images=images,
+        storage_initializer_image=pick(args.storage_initializer_image, "STORAGE_INITIALIZER_IMAGE"),
+    )

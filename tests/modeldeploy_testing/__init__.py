@@ -1,0 +1,1 @@
+"""Shared test helpers: cluster discovery, kubectl, Prometheus, pytest fixtures."""

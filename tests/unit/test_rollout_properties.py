@@ -1,0 +1,432 @@
+"""Property-based tests of the rollout decision against a tiny simulated world.
+
+The world holds one workload per revision (spec replicas, pods, ready pods), the router's weight
+and the blue-green active Service. Every pass: time advances, pods converge on their spec a
+random amount (pods start, become ready, terminate), the desired revision may change or revert,
+a measurement is taken when ``measurement_due`` says so (random verdicts), a random command may
+arrive (sometimes repeating an old id), ``decide`` runs, and its actions are applied to the world.
+
+Checked on every pass (the ``Checker``) or over a whole run:
+
+1. an analysis only passes with failures < failureLimit, inconclusives < inconclusiveLimit, a
+   success and a last measurement that is not an Error (counted independently here), and a
+   promotion needs every analysis of its attempt passed (or an explicit promote-full);
+2. an abort or rollback moves all traffic to stable in the same pass, and once the world
+   settles the stable revision is back at full capacity;
+3. weight > 0 (and a blue-green switch) only goes to a revision with ready pods;
+4. a new revision mid-rollout starts at the beginning against the current stable, and only the
+   desired revision is ever promoted;
+5. ``decide`` is deterministic;
+6. storing the status through the API shape (``wire`` / ``model_validate``) after every pass
+   gives exactly the same run as keeping it in memory;
+7. pods of all revisions never exceed the GPU budget.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from modeldeploy.api.spec import (
+    Analysis,
+    AnalysisStep,
+    BlueGreenStrategy,
+    CanaryStep,
+    CanaryStrategy,
+    GatewayApiRouting,
+    GpuSpec,
+    ModelDeploymentSpec,
+    ModelSpec,
+    PauseStep,
+    ReplicasRouting,
+    Resources,
+    Rollout,
+    SetCanaryScale,
+    TrafficRouting,
+)
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
+from modeldeploy.rollout import (
+    Command,
+    DeleteRevision,
+    EmitEvent,
+    Observations,
+    Plan,
+    RevisionObservation,
+    ScaleRevision,
+    SetWeight,
+    SwitchActive,
+    decide,
+    measurement_due,
+)
+from modeldeploy.rollout.replicas import surge_limit
+from modeldeploy.rollout.types import COMMAND_KINDS, CommandKind
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+VERDICTS: list[Verdict] = ["Successful"] * 7 + ["Failed", "Inconclusive", "Error"]
+
+# --- random specs --------------------------------------------------------------------------------
+
+durations = st.sampled_from(["0s", "10s", "30s", "1m", "2m"])
+canary_steps = st.one_of(
+    st.builds(CanaryStep, set_weight=st.integers(0, 100)),
+    st.builds(CanaryStep, pause=st.builds(PauseStep, duration=st.none() | durations)),
+    st.builds(CanaryStep, analysis=st.builds(AnalysisStep, duration=durations)),
+    st.builds(
+        CanaryStep,
+        set_canary_scale=st.one_of(
+            st.builds(SetCanaryScale, replicas=st.integers(0, 6)),
+            st.builds(SetCanaryScale, weight=st.integers(0, 100)),
+            st.builds(SetCanaryScale, match_traffic_weight=st.just(True)),
+        ),
+    ),
+)
+analyses = st.builds(
+    Analysis,
+    interval=st.sampled_from(["10s", "15s", "30s"]),
+    failure_limit=st.integers(1, 3),
+    inconclusive_limit=st.integers(1, 4),
+    consecutive_error_limit=st.integers(1, 4),
+    history=st.integers(1, 10),
+)
+routing = st.sampled_from(
+    [
+        TrafficRouting(replicas=ReplicasRouting()),
+        TrafficRouting(gateway_api=GatewayApiRouting(http_route="r")),
+    ]
+)
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> ModelDeploymentSpec:
+    gpu = draw(st.none() | st.builds(GpuSpec, count=st.integers(1, 2)))
+    rollout = Rollout(
+        strategy=draw(st.sampled_from(["canary", "blueGreen"])),
+        traffic_routing=draw(routing),
+        max_surge_gpus=draw(st.none() | st.integers(0, 4)),
+        canary=CanaryStrategy(steps=draw(st.lists(canary_steps, max_size=6))),
+        blue_green=BlueGreenStrategy(
+            pre_promotion_analysis=draw(st.none() | st.builds(AnalysisStep, duration=durations)),
+            post_promotion_analysis=draw(st.none() | st.builds(AnalysisStep, duration=durations)),
+            auto_promote=draw(st.booleans()),
+            scale_down_delay_seconds=draw(st.integers(0, 60)),
+        ),
+        analysis=draw(analyses),
+    )
+    return ModelDeploymentSpec(
+        runtime="triton",
+        model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"),
+        replicas=draw(st.integers(1, 5)),
+        resources=Resources(gpu=gpu),
+        rollout=rollout,
+    )
+
+
+# --- random events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    advance: int
+    seed: int
+    verdicts: tuple[Verdict, ...]
+    command: CommandKind | None
+    repeat_command: bool
+    revision: str  # "same", "new" or "revert"
+
+
+ticks = st.builds(
+    Tick,
+    advance=st.integers(0, 45),
+    seed=st.integers(0, 2**16),
+    verdicts=st.lists(st.sampled_from(VERDICTS), min_size=1, max_size=3).map(tuple),
+    command=st.one_of(st.none(), st.none(), st.none(), st.sampled_from(COMMAND_KINDS)),
+    repeat_command=st.booleans(),
+    revision=st.sampled_from(["same"] * 18 + ["new", "revert"]),
+)
+SETTLE = Tick(
+    advance=30, seed=0, verdicts=("Successful",), command=None, repeat_command=False, revision="same"
+)
+
+
+# --- the world -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    spec: int
+    pods: int = 0
+    ready: int = 0
+
+
+@dataclass
+class World:
+    workloads: dict[str, Workload] = field(default_factory=dict)
+    route: tuple[str, str | None, int] | None = None
+    active: str | None = None
+
+    def settle(self, seed: int, full: bool = False) -> None:
+        """Pods start, become ready and terminate by a random amount (everything when ``full``)."""
+        rng = random.Random(seed)
+        for w in self.workloads.values():
+            step = 99 if full else rng.randint(0, 2)
+            if w.pods > w.spec:
+                w.pods = max(w.spec, w.pods - step)
+            w.ready = min(w.spec, w.pods, w.ready + (99 if full else rng.randint(0, 2)))
+
+    def observe(self) -> dict[str, RevisionObservation]:
+        return {
+            rev: RevisionObservation(
+                replicas=w.spec, ready_replicas=w.ready, pods=w.pods, available=w.ready > 0
+            )
+            for rev, w in self.workloads.items()
+        }
+
+    def apply(self, plan: Plan) -> None:
+        for action in plan.actions:
+            if isinstance(action, ScaleRevision):
+                w = self.workloads.setdefault(action.revision, Workload(spec=0))
+                w.spec = action.replicas
+                w.pods = max(w.pods, w.spec)  # new pods exist (pending) at once
+                w.ready = min(w.ready, w.spec)  # pods going away stop being ready at once
+            elif isinstance(action, DeleteRevision):
+                assert self.workloads[action.revision].pods == 0, "deleted a revision that still has pods"
+                del self.workloads[action.revision]
+            elif isinstance(action, SetWeight):
+                self.route = (action.stable_revision, action.canary_revision, action.weight)
+            elif isinstance(action, SwitchActive):
+                self.active = action.revision
+
+    def in_use(self) -> int:
+        return sum(max(w.spec, w.pods, w.ready) for w in self.workloads.values())
+
+
+def results(revision: str, verdicts: tuple[Verdict, ...], now: datetime) -> list[Measurement]:
+    return [
+        Measurement(
+            guardrail=f"g{i}", revision=revision, value=0.5, threshold="<= 1", verdict=v, at=now.isoformat()
+        )
+        for i, v in enumerate(verdicts)
+    ]
+
+
+# --- invariants ----------------------------------------------------------------------------------
+
+
+def events(plan: Plan) -> list[str]:
+    return [a.reason for a in plan.actions if isinstance(a, EmitEvent)]
+
+
+@dataclass
+class Checker:
+    """Follows a run pass by pass, with its own count of each analysis's measurements."""
+
+    spec: ModelDeploymentSpec
+    analysis_key: tuple[object, ...] | None = None
+    fed: list[Verdict] = field(default_factory=list)
+    since_resume: list[Verdict] = field(default_factory=list)
+    passed: int = 0
+    forced: bool = False
+    promotions: int = 0
+
+    def check(self, before: ModelDeploymentStatus, obs: Observations, plan: Plan, world: World) -> None:
+        self._count_measurement(before, obs)
+        reasons = events(plan)
+        self._analysis_and_promotion(before, obs, plan, reasons)
+        self._traffic_only_to_ready_pods(before, obs, plan)
+        self._rollback_moves_traffic_to_stable(plan, reasons, world)
+        self._supersede_restarts(before, obs, plan, reasons)
+
+    def _count_measurement(self, before: ModelDeploymentStatus, obs: Observations) -> None:
+        r = before.rollout
+        key = (
+            None
+            if r is None or r.analysis is None
+            else (r.revision, r.stage, r.step_index, r.analysis.started_at)
+        )
+        if key != self.analysis_key:
+            self.analysis_key, self.fed, self.since_resume = key, [], []
+        usable = r is not None and not r.paused and not r.aborted and r.revision == obs.desired_revision
+        if obs.measurements and usable:
+            verdicts = {m.verdict for m in obs.measurements}
+            worst = next(v for v in ("Error", "Failed", "Inconclusive", "Successful") if v in verdicts)
+            self.fed.append(worst)  # type: ignore[arg-type]
+            self.since_resume.append(worst)  # type: ignore[arg-type]
+
+    def _analysis_and_promotion(
+        self, before: ModelDeploymentStatus, obs: Observations, plan: Plan, reasons: list[str]
+    ) -> None:
+        a = self.spec.rollout.analysis
+        if "RolloutStarted" in reasons or "RolloutRetried" in reasons:
+            self.passed, self.forced = 0, False
+        if "RolloutResumed" in reasons:
+            self.since_resume = []
+        if "PromotedFull" in reasons:
+            self.forced = True
+        if "AnalysisPassed" in reasons:  # property 1, with counts kept here
+            assert self.fed.count("Failed") < a.failure_limit
+            assert self.since_resume.count("Inconclusive") < a.inconclusive_limit
+            assert "Successful" in self.fed
+            assert self.fed[-1] != "Error"
+            self.passed += reasons.count("AnalysisPassed")
+        if "RolloutPromoted" in reasons:  # properties 1 and 4
+            self.promotions += 1
+            assert plan.status.stable_revision == obs.desired_revision
+            assert self.forced or self.passed == self._analyses()
+
+    def _analyses(self) -> int:
+        r = self.spec.rollout
+        if r.strategy == "canary":
+            return sum(s.analysis is not None for s in r.canary.steps)
+        bg = r.blue_green
+        return (bg.pre_promotion_analysis is not None) + (bg.post_promotion_analysis is not None)
+
+    def _traffic_only_to_ready_pods(
+        self, before: ModelDeploymentStatus, obs: Observations, plan: Plan
+    ) -> None:
+        for action in plan.actions:  # property 3
+            if isinstance(action, SetWeight) and action.weight > 0:
+                assert action.canary_revision is not None
+                assert obs.revisions[action.canary_revision].ready_replicas > 0
+            if isinstance(action, SwitchActive) and before.stable_revision is not None:
+                assert obs.revisions[action.revision].ready_replicas > 0
+
+    def _rollback_moves_traffic_to_stable(self, plan: Plan, reasons: list[str], world: World) -> None:
+        if "RolledBack" in reasons or "RolloutAborted" in reasons:  # property 2, at once
+            stable = plan.status.stable_revision
+            assert plan.status.canary_weight == 0 and plan.status.phase == "RolledBack"
+            if self.spec.rollout.strategy == "canary" or plan.status.rollout is None:
+                assert world.route is None or world.route[2] == 0
+                assert world.route is None or world.route[0] == stable
+            if plan.status.rollout is not None and plan.status.rollout.strategy == "blueGreen":
+                assert world.active in (None, stable)
+
+    def _supersede_restarts(
+        self, before: ModelDeploymentStatus, obs: Observations, plan: Plan, reasons: list[str]
+    ) -> None:
+        if "RevisionSuperseded" in reasons:  # property 4
+            r = plan.status.rollout
+            assert r is not None and r.revision == obs.desired_revision
+            assert plan.status.stable_revision == before.stable_revision
+            assert "RolloutPromoted" not in reasons
+
+
+# --- running a scenario --------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    plans: list[Plan]
+    world: World
+    status: ModelDeploymentStatus
+    checker: Checker
+
+
+def simulate(spec: ModelDeploymentSpec, script: list[Tick], roundtrip: bool) -> Run:
+    status, world, checker = ModelDeploymentStatus(), World(), Checker(spec)
+    now, desired, made, last_command = T0, "r0", 0, None
+    limit = surge_limit(spec)
+    plans: list[Plan] = []
+    for i, tick in enumerate([*script, *[SETTLE] * 25]):
+        now += timedelta(seconds=tick.advance)
+        world.settle(tick.seed * 1000 + i, full=tick is SETTLE)
+        if tick.revision == "new":
+            made += 1
+            desired = f"r{made}"
+        elif tick.revision == "revert" and status.stable_revision is not None:
+            desired = status.stable_revision
+        due = measurement_due(spec, status, now)
+        measured = results(status.rollout.revision, tick.verdicts, now) if due and status.rollout else []
+        command = None
+        if tick.command is not None:
+            same = tick.repeat_command and last_command is not None and last_command.kind == tick.command
+            command = last_command if same else Command(tick.command, f"c{i}")
+            last_command = command
+        obs = Observations(
+            desired_revision=desired, revisions=world.observe(), measurements=measured, command=command
+        )
+        plan = decide(spec, status, obs, now)
+        assert plan == decide(spec, status, obs, now)  # property 5
+        world.apply(plan)
+        if limit is not None:  # property 7
+            assert world.in_use() <= limit, (world.workloads, limit)
+        checker.check(status, obs, plan, world)
+        stored = ModelDeploymentStatus.model_validate(plan.status.wire())
+        assert stored == plan.status  # the status is valid and loses nothing through the API
+        status = stored if roundtrip else plan.status
+        plans.append(plan)
+    return Run(plans, world, status, checker)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(), script=st.lists(ticks, min_size=5, max_size=60))
+def test_random_runs_keep_every_invariant(spec: ModelDeploymentSpec, script: list[Tick]) -> None:
+    run = simulate(spec, script, roundtrip=False)
+    final, world = run.status, run.world
+    stable = final.stable_revision
+    assert stable is not None
+    if final.rollout is not None and final.rollout.aborted:  # property 2, once pods are ready
+        assert final.canary_weight == 0 and final.phase == "RolledBack"
+        assert world.workloads[stable].ready == spec.replicas
+        assert set(world.workloads) == {stable}
+    if final.rollout is None:
+        assert world.workloads[stable].ready == spec.replicas
+        assert final.phase == "Healthy"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(), script=st.lists(ticks, min_size=5, max_size=60))
+def test_a_restarted_operator_resumes_exactly(spec: ModelDeploymentSpec, script: list[Tick]) -> None:
+    """Property 6: continuing from the stored (deserialised) status changes nothing."""
+    in_memory = simulate(spec, script, roundtrip=False)
+    restarted = simulate(spec, script, roundtrip=True)
+    assert restarted.plans == in_memory.plans
+
+
+@settings(max_examples=50, deadline=None)
+@given(spec=specs(), seed=st.integers(0, 2**16))
+def test_good_measurements_and_patience_always_promote(spec: ModelDeploymentSpec, seed: int) -> None:
+    """Liveness: with only successful measurements, promote commands and time, a new revision
+    ends up stable (with every analysis passed) and the old one is gone."""
+    first = Tick(
+        advance=10, seed=seed, verdicts=("Successful",), command=None, repeat_command=False, revision="same"
+    )
+    new = Tick(
+        advance=10, seed=seed, verdicts=("Successful",), command=None, repeat_command=False, revision="new"
+    )
+    nudge = Tick(
+        advance=30,
+        seed=seed,
+        verdicts=("Successful",),
+        command="promote",
+        repeat_command=False,
+        revision="same",
+    )
+    limit = surge_limit(spec)
+    assume(spec.rollout.strategy == "canary" or limit is None or limit >= 2 * spec.replicas)
+    script = [first] * 3 + [new] + [nudge] * 60
+    run = simulate(spec, script, roundtrip=False)
+    assert run.status.stable_revision == "r1"
+    assert run.checker.promotions == 1
+    assert set(run.world.workloads) == {"r1"}
+    assert run.status.phase == "Healthy"
+
+
+def test_event_reasons_are_camel_case() -> None:
+    reasons: Counter[str] = Counter()
+    fixed = ModelDeploymentSpec(
+        runtime="triton", model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"), replicas=2
+    )
+    script = [Tick(20, 1, ("Successful",), None, False, "new" if i == 2 else "same") for i in range(40)]
+    for plan in simulate(fixed, script, roundtrip=False).plans:
+        reasons.update(events(plan))
+    assert {"RevisionDeployed", "RolloutStarted", "StepAdvanced", "AnalysisPassed", "RolloutPromoted"} <= set(
+        reasons
+    )
+    assert all(r[0].isupper() and r.isalnum() for r in reasons)

@@ -1,0 +1,214 @@
+"""Traffic routers: replica-share arithmetic, the HTTPRoute they build, and reading weights back."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from modeldeploy.api.spec import GatewayApiRouting, ReplicasRouting, TrafficRouting
+from modeldeploy.routers import (
+    CANARY_SUFFIX,
+    STABLE_SUFFIX,
+    GatewayApiRouter,
+    ObservedTraffic,
+    Owner,
+    ReplicasRouter,
+    gateway_api,
+    get_router,
+    replicas,
+)
+
+pytestmark = pytest.mark.unit
+
+OWNER = Owner(name="bert", namespace="prod", uid="1234-abcd")
+GW = GatewayApiRouting(http_route="bert-route", gateway="public", gateway_namespace="gateways")
+
+
+def test_suffixes_are_the_agreed_ones() -> None:
+    assert (STABLE_SUFFIX, CANARY_SUFFIX) == ("-stable", "-canary")
+
+
+def test_factory() -> None:
+    assert isinstance(get_router(TrafficRouting(replicas=ReplicasRouting())), ReplicasRouter)
+    router = get_router(TrafficRouting(gateway_api=GW))
+    assert isinstance(router, GatewayApiRouter) and router.kind == "gatewayAPI"
+    assert get_router(TrafficRouting(replicas=ReplicasRouting())).kind == "replicas"
+
+
+# --- replicas -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "weight", "expected"),
+    [
+        (4, 0, (4, 0)),
+        (4, 10, (3, 1)),  # 10% is not reachable with 4 pods: one canary pod = 25%
+        (4, 25, (3, 1)),
+        (4, 50, (2, 2)),
+        (4, 60, (2, 2)),
+        (4, 63, (1, 3)),
+        (4, 99, (1, 3)),  # at least one stable pod below 100
+        (4, 100, (0, 4)),
+        (10, 10, (9, 1)),
+        (10, 35, (6, 4)),  # 3.5 rounds half up
+        (1, 10, (1, 1)),  # a single replica surges one canary pod: 50%
+        (1, 100, (0, 1)),
+        (0, 50, (0, 0)),  # scaled to zero stays zero
+    ],
+)
+def test_replicas_desired(total: int, weight: int, expected: tuple[int, int]) -> None:
+    assert replicas.desired_replicas(total, weight) == expected
+
+
+@given(st.integers(min_value=2, max_value=200), st.integers(min_value=0, max_value=100))
+def test_replicas_keep_total_and_get_as_close_as_reachable(total: int, weight: int) -> None:
+    stable, canary = replicas.desired_replicas(total, weight)
+    assert stable + canary == total
+    assert (canary > 0) == (weight > 0) and (stable > 0) == (weight < 100)
+    reached = replicas.reached_weight(stable, canary)
+    step = 100 / total
+    assert abs(reached - weight) <= max(step, 1), (total, weight, stable, canary, reached)
+
+
+@pytest.mark.parametrize(
+    ("stable_ready", "canary_ready", "weight"),
+    [
+        (0, 0, 0),
+        (4, 0, 0),
+        (3, 1, 25),
+        (2, 2, 50),
+        (1, 3, 75),
+        (0, 4, 100),
+        (2, 1, 33),
+        (1, 2, 67),
+        (7, 1, 13),
+    ],
+)
+def test_replicas_reached_weight(stable_ready: int, canary_ready: int, weight: int) -> None:
+    assert replicas.reached_weight(stable_ready, canary_ready) == weight
+    observed = ObservedTraffic(stable_ready=stable_ready, canary_ready=canary_ready)
+    assert ReplicasRouter().reached_weight(OWNER, observed) == weight
+
+
+def test_replicas_router_builds_nothing_and_checks_weight() -> None:
+    router = ReplicasRouter()
+    assert router.objects(OWNER, stable_revision="a1", canary_revision="b2", weight=30, port=8000) == []
+    with pytest.raises(ValueError, match=r"weight must be 0\.\.100, got 101"):
+        router.objects(OWNER, stable_revision="a1", canary_revision="b2", weight=101, port=8000)
+    with pytest.raises(ValueError):
+        router.desired_replicas(4, -1)
+
+
+# --- gateway API --------------------------------------------------------------------------------
+
+
+def test_http_route_manifest() -> None:
+    (route,) = GatewayApiRouter(GW).objects(
+        OWNER, stable_revision="a1", canary_revision="b2", weight=30, port=8000
+    )
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["kind"] == "HTTPRoute"
+    meta = route["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("bert-route", "prod")
+    assert meta["labels"]["modeldeploy.dev/deployment"] == "bert"
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "modeldeploy.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "name": "bert",
+            "uid": "1234-abcd",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert route["spec"]["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "namespace": "gateways"}
+    ]
+    assert route["spec"]["rules"] == [
+        {
+            "backendRefs": [
+                {"group": "", "kind": "Service", "name": "bert-stable", "port": 8000, "weight": 70},
+                {"group": "", "kind": "Service", "name": "bert-canary", "port": 8000, "weight": 30},
+            ]
+        }
+    ]
+
+
+def test_http_route_without_canary_or_gateway() -> None:
+    router = GatewayApiRouter(GatewayApiRouting(http_route="r"))
+    (route,) = router.objects(OWNER, stable_revision="a1", canary_revision=None, weight=40, port=8080)
+    assert "parentRefs" not in route["spec"]  # an existing route keeps its parents under SSA
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"group": "", "kind": "Service", "name": "bert-stable", "port": 8080, "weight": 100}
+    ]
+    (same,) = router.objects(OWNER, stable_revision="a1", canary_revision="a1", weight=40, port=8080)
+    assert same == route
+    only_gateway = GatewayApiRouter(GatewayApiRouting(http_route="r", gateway="g"))
+    (r2,) = only_gateway.objects(OWNER, stable_revision="a1", canary_revision="b2", weight=100, port=1)
+    assert r2["spec"]["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "g"}
+    ]
+    assert [b["weight"] for b in r2["spec"]["rules"][0]["backendRefs"]] == [0, 100]
+
+
+@pytest.mark.parametrize("weight", [0, 1, 10, 33, 50, 99, 100])
+def test_gateway_weight_round_trips(weight: int) -> None:
+    router = GatewayApiRouter(GW)
+    (route,) = router.objects(OWNER, stable_revision="a1", canary_revision="b2", weight=weight, port=8000)
+    assert gateway_api.reached_weight(route, "bert") == weight
+    assert router.reached_weight(OWNER, ObservedTraffic(route=route)) == weight
+
+
+def test_gateway_reached_weight_from_live_routes() -> None:
+    (route,) = GatewayApiRouter(GW).objects(
+        OWNER, stable_revision="a1", canary_revision="b2", weight=20, port=8000
+    )
+    live = copy.deepcopy(route)
+    # someone else prepended a rule for another app; ours is still found
+    live["spec"]["rules"].insert(0, {"backendRefs": [{"name": "other-app", "port": 80}]})
+    assert gateway_api.reached_weight(live, "bert") == 20
+    # weights omitted: Gateway API defaults each to 1, so an even split
+    for ref in live["spec"]["rules"][1]["backendRefs"]:
+        del ref["weight"]
+    assert gateway_api.reached_weight(live, "bert") == 50
+    assert gateway_api.reached_weight(None, "bert") is None
+    assert gateway_api.reached_weight({"spec": {"rules": [{"backendRefs": [{"name": "x"}]}]}}, "bert") is None
+    assert gateway_api.reached_weight({"spec": {}}, "bert") is None
+    all_zero = {"spec": {"rules": [{"backendRefs": [{"name": "bert-stable", "weight": 0}]}]}}
+    assert gateway_api.reached_weight(all_zero, "bert") == 0
+
+
+def test_route_accepted() -> None:
+    def with_status(*statuses: str) -> dict[str, object]:
+        parents = [{"conditions": [{"type": "Accepted", "status": s}]} for s in statuses]
+        return {"status": {"parents": parents}}
+
+    assert gateway_api.route_accepted(with_status("True", "True")) is True
+    assert gateway_api.route_accepted(with_status("True", "False")) is False
+    assert gateway_api.route_accepted({"status": {"parents": [{"conditions": []}]}}) is False
+    assert gateway_api.route_accepted({"status": {}}) is None
+    assert gateway_api.route_accepted(None) is None
+
+
+@pytest.mark.parametrize(
+    ("total", "weight", "expected"),
+    [(4, 0, (4, 0)), (4, 10, (4, 1)), (4, 50, (4, 2)), (4, 60, (4, 3)), (4, 100, (4, 4)), (0, 50, (0, 0))],
+)
+def test_gateway_desired_replicas(total: int, weight: int, expected: tuple[int, int]) -> None:
+    assert GatewayApiRouter(GW).desired_replicas(total, weight) == expected
+
+
+def test_children_owner_info_is_accepted() -> None:
+    from modeldeploy.children.owner import OwnerInfo
+
+    info = OwnerInfo("modeldeploy.dev/v1alpha1", "ModelDeployment", "bert", "prod", "1234-abcd")
+    (route,) = GatewayApiRouter(GW).objects(
+        info, stable_revision="a1", canary_revision="b2", weight=5, port=8000
+    )
+    (same,) = GatewayApiRouter(GW).objects(
+        OWNER, stable_revision="a1", canary_revision="b2", weight=5, port=8000
+    )
+    assert route == same
+    assert GatewayApiRouter(GW).reached_weight(info, ObservedTraffic(route=route)) == 5
