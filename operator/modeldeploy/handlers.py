@@ -21,8 +21,13 @@ OWNER_LABEL = "modeldeploy.dev/deployment"
 GROUP, VERSION = MODELDEPLOYMENT.api_version.split("/")
 
 
-def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+def build_registry(controller: Controller, api: Any) -> kopf.OperatorRegistry:
+    """Handlers for kopf; ``api`` is the kubernetes ApiClient whose credentials kopf also uses."""
     registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(api.configuration)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -56,6 +61,23 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         await controller.stop()
 
     return registry
+
+
+def connection_info(cfg: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration our own client uses (kubeconfig or in-cluster)."""
+    token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    scheme = None
+    if token:
+        scheme, _, token = token.partition(" ") if " " in token else ("Bearer", "", token)
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        scheme=scheme,
+        token=token or None,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+    )
 
 
 def _split(group_version: str) -> tuple[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -26,14 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modeldeploy-operator: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_format, settings.log_level)
-    if settings.kubeconfig:
-        os.environ["KUBECONFIG"] = settings.kubeconfig  # kopf's own login reads it
     from modeldeploy.reconcile import Reconciler  # after logging is set up
 
-    kube = Kube(connect(settings.kubeconfig))
+    api = connect(settings.kubeconfig)
+    kube = Kube(api)
     reconciler = Reconciler(kube, settings)
     controller = Controller(reconciler.reconcile, settings.resync_seconds)
-    registry = build_registry(controller)
+    registry = build_registry(controller, api)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_address)
     liveness = (

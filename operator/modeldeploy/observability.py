@@ -50,5 +50,5 @@ def setup_logging(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kubernetes", "urllib3", "httpx", "httpcore"):
+    for noisy in ("kubernetes", "urllib3", "httpx", "httpcore", "kopf.objects", "kopf.activities"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -10,6 +10,7 @@ write call at all.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -137,6 +138,8 @@ class Reconciler:
         self.build = BuildSettings(
             images=dict(settings.images), storage_initializer_image=settings.storage_initializer_image
         )
+        # The object of the pass in progress, per worker thread (Events about children attach to it).
+        self._local = threading.local()
         self.prometheus = prometheus or PrometheusClient(
             settings.prometheus_url, timeout=settings.prometheus_timeout_seconds
         )
@@ -147,6 +150,12 @@ class Reconciler:
         started = time.perf_counter()
         try:
             result = self._pass(namespace, name)
+        except KubeError as exc:
+            if exc.status == 403 and "being terminated" in exc.message:
+                RECONCILES.labels(result="gone").inc()
+                return GONE  # the namespace is going away with everything in it
+            RECONCILES.labels(result="error").inc()
+            raise
         except Exception:
             RECONCILES.labels(result="error").inc()
             raise
@@ -159,6 +168,7 @@ class Reconciler:
         md = self.kube.get(MODELDEPLOYMENT, namespace, name)
         if md is None or md["metadata"].get("deletionTimestamp"):
             return GONE
+        self._local.md = md
         now = self.clock()
         old_status = md.get("status") or {}
         status = _parse_status(old_status)
@@ -430,6 +440,15 @@ class Reconciler:
         )
         self._write("apply", kind.kind)
         self.kube.apply(desired)
+        md = getattr(self._local, "md", None)
+        if md is not None:
+            if live is None:
+                reason, message = "ChildCreated", f"{kind.kind} {meta['name']} created"
+            else:
+                reason = "DriftRepaired"
+                message = f"{kind.kind} {meta['name']} restored ({', '.join(why[:3])} differed)"
+            self._write("create", "Event")
+            self.kube.event(md, "Normal", reason, message, action="Apply")
 
     @staticmethod
     def _write(verb: str, kind: str) -> None:
@@ -477,7 +496,7 @@ class Reconciler:
             now,
         )
         phase = status.phase
-        if problems and phase in ("Pending", "Healthy"):
+        if problems and phase not in ("Paused", "RolledBack"):
             phase = "Degraded"
         elif phase == "Healthy" and not serving:
             phase = "Progressing"

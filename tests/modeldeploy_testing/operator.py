@@ -154,7 +154,8 @@ class OperatorProcess:
         with self.log_path.open("rb") as f:
             f.seek(offset)
             text = f.read().decode(errors="replace")
-        return [line for line in text.splitlines() if "403" in line and "orbidden" in line]
+        # RBAC denials read 'is forbidden: User "system:serviceaccount:..." cannot <verb> resource ...'
+        return [line for line in text.splitlines() if "is forbidden: User" in line]
 
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:

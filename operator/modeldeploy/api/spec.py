@@ -525,19 +525,6 @@ class Rollout(ApiModel):
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a served model."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.autoscaling) || !has(self.replicas) || self.replicas == 0 || "
-                    "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
-                    "replicas must lie within autoscaling.minReplicas..maxReplicas",
-                    ".replicas",
-                ),
-            ]
-        }
-    )
-
     runtime: RuntimeName = Field(..., description="Serving runtime: triton or torchserve.")
     image: str | None = Field(
         None, max_length=512, pattern=r"^[^\s]*$", description="Override the runtime's pinned default image (empty: the default)."
@@ -555,13 +542,6 @@ class ModelDeploymentSpec(ApiModel):
     disable_auth: bool = Field(
         False, description="TorchServe only: turn token authorization off (default: on)."
     )
-
-    @model_validator(mode="after")
-    def _within_bounds(self) -> ModelDeploymentSpec:
-        a = self.autoscaling
-        if a and self.replicas and not (a.min_replicas <= self.replicas <= a.max_replicas):
-            raise ValueError("replicas must lie within autoscaling.minReplicas..maxReplicas")
-        return self
 
 
 class RevisionTemplate(ApiModel):

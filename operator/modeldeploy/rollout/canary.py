@@ -159,7 +159,7 @@ def start(ctx: Pass, revision: str, stable: str) -> RolloutState:
 
 def undo_traffic(ctx: Pass, st: RolloutState, stable: str) -> None:
     """All traffic back to the stable revision, at once."""
-    ctx.act(SetWeight(stable, None, 0))
+    pass
 
 
 def next_wakeup(spec: ModelDeploymentSpec, st: RolloutState, now: datetime) -> float | None:
