@@ -9,5 +9,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))  # the e2e harness: `import harness`
 
 pytest_plugins = ["modeldeploy_testing.plugin", "modeldeploy_testing.operator"]

@@ -446,7 +446,19 @@ def ensure_binaries(cfg: Config) -> Path:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     say(f"built control-plane binaries in {fmt_secs(time.monotonic() - start)}: {bin_dir}")
+    prune_cache(cfg, keep=bin_dir)
     return bin_dir
+
+
+def prune_cache(cfg: Config, keep: Path) -> None:
+    """Drop binaries of older sources, except those a running cluster in this cluster dir uses."""
+    in_use = read_state(cfg).get("bin_dir")
+    for old in cfg.cache_root.glob("controlplane-*"):
+        if old == keep or str(old) == in_use:
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        log = cfg.cache_root / f"build-{old.name}.log"
+        log.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------

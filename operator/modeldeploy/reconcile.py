@@ -444,9 +444,12 @@ class Reconciler:
         if md is not None:
             if live is None:
                 reason, message = "ChildCreated", f"{kind.kind} {meta['name']} created"
+            elif any(path != ".spec.replicas" for path in why):
+                # Someone edited it by hand, or the spec changed: either way ours is back.
+                reason = "ChildUpdated"
+                message = f"{kind.kind} {meta['name']} updated: {', '.join(why[:3])} differed from the desired state"
             else:
-                reason = "DriftRepaired"
-                message = f"{kind.kind} {meta['name']} restored ({', '.join(why[:3])} differed)"
+                return  # a rollout scaling step; the rollout's own Events tell that story
             self._write("create", "Event")
             self.kube.event(md, "Normal", reason, message, action="Apply")
 

@@ -8,8 +8,8 @@ arrive (sometimes repeating an old id), ``decide`` runs, and its actions are app
 
 Checked on every pass (the ``Checker``) or over a whole run:
 
-1. an analysis only passes with failures < failureLimit, inconclusives < inconclusiveLimit, a
-   success and a last measurement that is not an Error (counted independently here), and a
+1. an analysis only passes with failures < failureLimit, inconclusives < inconclusiveLimit and
+   a Successful latest measurement (so never right after an Error; counted independently here); a
    promotion needs every analysis of its attempt passed (or an explicit promote-full);
 2. an abort or rollback moves all traffic to stable in the same pass, and once the world
    settles the stable revision is back at full capacity;
@@ -69,7 +69,19 @@ from modeldeploy.rollout.types import COMMAND_KINDS, CommandKind
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-VERDICTS: list[Verdict] = ["Successful"] * 7 + ["Failed", "Inconclusive", "Error"]
+SEVERITY: tuple[Verdict, ...] = ("Error", "Failed", "Inconclusive", "Successful")
+VERDICTS: list[Verdict] = [
+    "Successful",
+    "Successful",
+    "Successful",
+    "Successful",
+    "Successful",
+    "Successful",
+    "Successful",
+    "Failed",
+    "Inconclusive",
+    "Error",
+]
 
 # --- random specs --------------------------------------------------------------------------------
 
@@ -158,6 +170,8 @@ def scripts(draw: st.DrawFn) -> list[Tick]:
     script = draw(st.lists(ticks, min_size=5, max_size=60))
     script[2] = Tick(10, script[2].seed, ("Successful",), None, False, "new")
     return script
+
+
 SETTLE = Tick(
     advance=30, seed=0, verdicts=("Successful",), command=None, repeat_command=False, revision="same"
 )
@@ -263,9 +277,9 @@ class Checker:
         usable = r is not None and not r.paused and not r.aborted and r.revision == obs.desired_revision
         if obs.measurements and usable:
             verdicts = {m.verdict for m in obs.measurements}
-            worst = next(v for v in ("Error", "Failed", "Inconclusive", "Successful") if v in verdicts)
-            self.fed.append(worst)  # type: ignore[arg-type]
-            self.since_resume.append(worst)  # type: ignore[arg-type]
+            worst = next(v for v in SEVERITY if v in verdicts)
+            self.fed.append(worst)
+            self.since_resume.append(worst)
 
     def _analysis_and_promotion(
         self, before: ModelDeploymentStatus, obs: Observations, plan: Plan, reasons: list[str]
@@ -280,11 +294,11 @@ class Checker:
         if "AnalysisPassed" in reasons:  # property 1, with counts kept here
             assert self.fed.count("Failed") < a.failure_limit
             assert self.since_resume.count("Inconclusive") < a.inconclusive_limit
-            assert "Successful" in self.fed
-            assert self.fed[-1] != "Error"
+            assert self.fed and self.fed[-1] == "Successful"
             self.passed += reasons.count("AnalysisPassed")
         r, key = plan.status.rollout, self.analysis_key
-        same = r is not None and key is not None and r.revision == key[0] and "RolloutStarted" not in reasons
+        restarted = "RolloutStarted" in reasons or "RolloutRetried" in reasons
+        same = r is not None and key is not None and r.revision == key[0] and not restarted
         if same and self.fed.count("Failed") >= a.failure_limit:
             assert r is not None and r.aborted, "failureLimit reached without a rollback"  # property 1
         if "RolloutPromoted" in reasons:  # properties 1 and 4

@@ -52,6 +52,9 @@ class AnalysisCounters(ApiModel):
     inconclusives: int = 0
     errors: int = 0
     consecutive_errors: int = 0
+    last_verdict: Verdict | None = Field(
+        None, description="Verdict of the latest measurement; an analysis passes only after a Successful one."
+    )
 
 
 class RolloutState(ApiModel):

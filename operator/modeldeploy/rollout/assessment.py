@@ -5,7 +5,7 @@ of them (Error > Failed > Inconclusive > Successful). Counters count measurement
 guardrails. :func:`assess` maps counters to what the rollout does next:
 
 >>> from modeldeploy.api.spec import Analysis
->>> c = AnalysisCounters(successes=1, failures=1, measurements=2)
+>>> c = AnalysisCounters(successes=1, failures=1, measurements=2, last_verdict="Successful")
 >>> assess(c, Analysis(failure_limit=2), elapsed=60, duration=60).outcome
 'pass'
 >>> assess(record(c, "Failed", "t"), Analysis(failure_limit=2), elapsed=60, duration=60).outcome
@@ -55,6 +55,7 @@ def record(counters: AnalysisCounters, verdict: Verdict, at: str) -> AnalysisCou
             "inconclusives": counters.inconclusives + (verdict == "Inconclusive"),
             "errors": counters.errors + is_error,
             "consecutive_errors": counters.consecutive_errors + 1 if is_error else 0,
+            "last_verdict": verdict,
         }
     )
 
@@ -67,9 +68,9 @@ def clear_for_resume(counters: AnalysisCounters) -> AnalysisCounters:
 def assess(counters: AnalysisCounters, analysis: Analysis, elapsed: float, duration: float) -> Assessment:
     """Fail, pause, pass or keep measuring. Failure wins over everything else.
 
-    Passing needs the duration elapsed, at least one Successful measurement, fewer failures
-    and inconclusives than their limits (guaranteed by the checks above it) and a last
-    measurement that was not an Error.
+    Passing needs the duration elapsed, fewer failures and inconclusives than their limits
+    (guaranteed by the checks above it) and a latest measurement that was Successful: not an
+    Error, and not a Failed or Inconclusive one either, so a resumed analysis measures again.
     """
     c, a = counters, analysis
     if c.failures >= a.failure_limit:
@@ -86,7 +87,7 @@ def assess(counters: AnalysisCounters, analysis: Analysis, elapsed: float, durat
             f"inconclusive: no data / too few samples in {c.inconclusives} measurements "
             f"(limit {a.inconclusive_limit})",
         )
-    if elapsed >= duration and c.successes >= 1 and c.consecutive_errors == 0:
+    if elapsed >= duration and c.last_verdict == "Successful":
         return Assessment(
             "pass",
             f"{c.successes}/{c.measurements} measurements successful, "

@@ -159,7 +159,7 @@ def start(ctx: Pass, revision: str, stable: str) -> RolloutState:
 
 def undo_traffic(ctx: Pass, st: RolloutState, stable: str) -> None:
     """All traffic back to the stable revision, at once."""
-    pass
+    ctx.act(SetWeight(stable, None, 0))
 
 
 def next_wakeup(spec: ModelDeploymentSpec, st: RolloutState, now: datetime) -> float | None:
@@ -265,7 +265,7 @@ def _enter(ctx: Pass, st: RolloutState, index: int) -> RolloutState:
 
 def _promote(ctx: Pass, st: RolloutState, stable: str) -> Outcome:
     """Canary at full size and ready -> 100% to it, and it becomes the stable revision."""
-    if not ctx.full(st.revision) or (ctx.spec.replicas > 0 and ctx.ready(st.revision) == 0):
+    if not ctx.full(st.revision):
         return Outcome(st)
     if ctx.spec.replicas > 0:
         ctx.act(SetWeight(stable, st.revision, 100))

@@ -23,13 +23,14 @@ from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Phase, RolloutState
 from modeldeploy.rollout.assessment import clear_for_resume, culprit, describe, overall_verdict, record
 from modeldeploy.rollout.conditions import ConditionStatus, set_condition
-from modeldeploy.rollout.replicas import plan_scaling, surge_limit
+from modeldeploy.rollout.replicas import ScaleAction, plan_scaling, surge_limit
 from modeldeploy.rollout.state import (
     PROMOTING,
     SCALE_DOWN,
     Pass,
     clip,
     counters,
+    judge_analysis,
     mark_aborted,
     short,
 )
@@ -62,7 +63,8 @@ def decide(
     if rollout is None:
         return _finish(ctx, status, stable, None, history, model_version)
     rollout, history = _measure(ctx, rollout, history)
-    rollout = _command(ctx, stable, rollout)
+    checked = _fail_fast(ctx, stable, rollout)
+    rollout = _command(ctx, stable, checked, rolled_back_now=checked.aborted and not rollout.aborted)
     outcome = strategy_of(rollout).advance(ctx, rollout, stable)
     if ctx.pending_promote is not None:
         _refuse_promote(ctx, outcome.state or rollout)
@@ -172,16 +174,31 @@ def _measure(
     return st.model_copy(update={"analysis": c}), kept
 
 
+def _fail_fast(ctx: Pass, stable: str, st: RolloutState) -> RolloutState:
+    """An analysis at its failureLimit rolls back before any command is looked at: neither
+    pause nor promote-full can keep traffic on a revision that has failed."""
+    strategy = strategy_of(st)
+    step = strategy.active_analysis(ctx.spec, st)
+    if step is None or st.analysis is None or st.analysis.failures < ctx.analysis.failure_limit:
+        return st
+    rolled_back, _ = judge_analysis(ctx, st, stable, step, strategy.undo_traffic)
+    return rolled_back
+
+
 # --- 4. commands ---------------------------------------------------------------------------------
 
 
-def _command(ctx: Pass, stable: str, st: RolloutState) -> RolloutState:
+def _command(ctx: Pass, stable: str, st: RolloutState, rolled_back_now: bool) -> RolloutState:
+    """Apply a new command once. One that arrives in the pass that rolled the rollout back was
+    meant for the rollout as it was, so it is consumed without effect (even ``retry``)."""
     command = ctx.obs.command
     if command is None or command.id[:COMMAND_ID_LIMIT] == st.last_command:
         return st
     st = st.model_copy(update={"last_command": command.id[:COMMAND_ID_LIMIT]})
     if _finished(st, stable):
         return _ignore(ctx, command, st, "the rollout is complete")
+    if rolled_back_now:
+        return _ignore(ctx, command, st, "the rollout was rolled back in this pass")
     if st.aborted:
         if command.kind != "retry":
             return _ignore(ctx, command, st, f"the rollout of {short(st.revision)} was aborted; use retry")
@@ -243,9 +260,8 @@ def _ignore(ctx: Pass, command: Command, st: RolloutState, why: str) -> RolloutS
 def _refuse_promote(ctx: Pass, st: RolloutState) -> None:
     ctx.pending_promote = None
     _, where = strategy_of(st).progress(ctx, st)
-    ctx.event(
-        "Warning", "CommandIgnored", f"promote ignored at {where}: wait for the analysis or use promote-full"
-    )
+    why = "nothing it can skip now (only promote-full skips an analysis)"
+    ctx.event("Warning", "CommandIgnored", f"promote ignored at {where}: {why}")
 
 
 # --- 6. status -----------------------------------------------------------------------------------
@@ -259,31 +275,16 @@ def _finish(
     history: Sequence[Measurement],
     model_version: str | None,
 ) -> Plan:
-    strategy = strategy_of(st) if st is not None else None
-    if st is None or strategy is None:
-        targets = [(stable, ctx.spec.replicas)]
-        hold = False
-    else:
-        targets = strategy.targets(ctx, st, stable)
-        hold = strategy.hold_others(ctx, st)
-        wanted = dict(targets)
-        st = st.model_copy(
-            update={
-                "stable_replicas": wanted.get(stable, 0),
-                "canary_replicas": wanted.get(st.revision, 0) if st.revision != stable else 0,
-            }
-        )
-    scaling = plan_scaling(targets, ctx.obs.revisions, surge_limit(ctx.spec), hold)
+    scaling, st = _scaling(ctx, stable, st)
     in_flight = st is not None and not st.aborted and not _finished(st, stable)
-    phase = _phase(ctx, status.phase, stable, st)
     condition = _progressing(ctx, stable, st)
     new = status.model_copy(
         update={
-            "phase": phase,
+            "phase": _phase(ctx, status.phase, stable, st),
             "stable_revision": stable,
             "canary_revision": st.revision if in_flight and st is not None else None,
-            "canary_weight": strategy.canary_weight(st) if strategy is not None and st is not None else 0,
-            "current_step": strategy.current_step(ctx.spec, st) if in_flight and strategy and st else None,
+            "canary_weight": strategy_of(st).canary_weight(st) if st is not None else 0,
+            "current_step": strategy_of(st).current_step(ctx.spec, st) if in_flight and st else None,
             "model_version": model_version,
             "rollout": st,
             "last_decision": ctx.decision or status.last_decision,
@@ -294,6 +295,26 @@ def _finish(
     actions: list[Action] = [*ctx.actions, *scaling]
     actions.append(Log(_log_fields(ctx, new, actions)))
     return Plan(actions, new)
+
+
+def _scaling(
+    ctx: Pass, stable: str, st: RolloutState | None
+) -> tuple[list[ScaleAction], RolloutState | None]:
+    """Scale actions towards the strategy's replica targets (just the stable one when no rollout
+    runs), and the rollout state recording those targets."""
+    if st is None:
+        return plan_scaling([(stable, ctx.spec.replicas)], ctx.obs.revisions, surge_limit(ctx.spec)), None
+    strategy = strategy_of(st)
+    targets = strategy.targets(ctx, st, stable)
+    hold = strategy.hold_others(ctx, st)
+    wanted = dict(targets)
+    st = st.model_copy(
+        update={
+            "stable_replicas": wanted.get(stable, 0),
+            "canary_replicas": wanted.get(st.revision, 0) if st.revision != stable else 0,
+        }
+    )
+    return plan_scaling(targets, ctx.obs.revisions, surge_limit(ctx.spec), hold), st
 
 
 def _phase(ctx: Pass, previous: Phase, stable: str, st: RolloutState | None) -> Phase:
@@ -343,5 +364,6 @@ def _log_fields(ctx: Pass, status: ModelDeploymentStatus, actions: Sequence[Acti
         "aborted": bool(st and st.aborted),
         "decision": decision.action if decision is not None else None,
         "reason": decision.reason if decision is not None else None,
+        "command": f"{ctx.obs.command.kind}/{ctx.obs.command.id}" if ctx.obs.command else None,
         "actions": [a.kind for a in actions],
     }

@@ -52,6 +52,7 @@ class TorchServe(Runtime):
     model_path_is_file = True
     metrics = RuntimeMetrics(
         model_label="model_name",
+        # the version the request URL names: "default" for /predictions/<model>, not the archive's
         version_label="model_version",
         request_success=None,
         request_failure=None,

@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,7 +87,8 @@ func runKwok() int {
 	// --version handling (enabled by a non-empty Version) trips over; drop cobra's.
 	command.Version = ""
 	command.PersistentFlags().AddFlagSet(flagset)
-	if err := command.ExecuteContext(context.WithoutCancel(ctx)); err != nil {
+	// ctx is cancelled on SIGTERM/SIGINT, which is how `cluster.sh down` stops kwok.
+	if err := command.ExecuteContext(ctx); err != nil {
 		logger.Error("kwok", "err", err)
 		return 1
 	}

@@ -1,0 +1,24 @@
+"""The e2e harness: model servers standing in for kwok pods, and load routed like the cluster's.
+
+* :mod:`harness.model_server`: :class:`ModelServer` (Triton or TorchServe flavour) and :class:`Behavior`;
+* :mod:`harness.world`: :class:`World`, one server + Prometheus target per Ready serving pod;
+* :mod:`harness.load`: :class:`Load`, requests via Services/EndpointSlices or an HTTPRoute, counted
+  per revision (:class:`Traffic`);
+* ``python -m harness run ...`` (see :mod:`harness.__main__`) runs a World (and load) until Ctrl-C.
+"""
+
+from harness.load import Counts, Load, RoutingView, Traffic
+from harness.model_server import Behavior, ModelServer, ServerStats
+from harness.world import PodServer, World
+
+__all__ = [
+    "Behavior",
+    "Counts",
+    "Load",
+    "ModelServer",
+    "PodServer",
+    "RoutingView",
+    "ServerStats",
+    "Traffic",
+    "World",
+]
