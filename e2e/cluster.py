@@ -44,6 +44,8 @@ from typing import Any
 K8S_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"
 KWOK_VERSION = "v0.8.0"
+# Gateway API CRDs (standard channel), taken from the sigs.k8s.io/gateway-api Go module.
+GATEWAY_API_VERSION = "v1.4.1"
 BUILD_DATE = "2026-01-01T00:00:00Z"
 
 REPO = Path(__file__).resolve().parent.parent
@@ -448,6 +450,43 @@ def ensure_binaries(cfg: Config) -> Path:
     say(f"built control-plane binaries in {fmt_secs(time.monotonic() - start)}: {bin_dir}")
     prune_cache(cfg, keep=bin_dir)
     return bin_dir
+
+
+def ensure_gateway_crds(cfg: Config, bin_dir: Path) -> Path:
+    """The Gateway API standard CRDs, fetched once from the Go module into the binary cache."""
+    dest = bin_dir / f"gateway-api-{GATEWAY_API_VERSION}"
+    if dest.is_dir() and any(dest.glob("*.yaml")):
+        return dest
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+    go = check_go(env)
+    module = f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"
+    r = subprocess.run(
+        [go, "mod", "download", "-json", module], capture_output=True, text=True, timeout=600, env=env,
+        cwd=CONTROLPLANE_SRC,
+    )
+    if r.returncode != 0:
+        check_proxy(go, env)
+        raise ClusterError(f"could not download {module}: {(r.stdout + r.stderr).strip()[-300:]}")
+    src = Path(json.loads(r.stdout)["Dir"]) / "config" / "crd" / "standard"
+    tmp = Path(tempfile.mkdtemp(prefix="gateway-", dir=bin_dir))
+    for crd in sorted(src.glob("gateway.networking.k8s.io_*.yaml")):
+        shutil.copyfile(crd, tmp / crd.name)
+    tmp.rename(dest)
+    return dest
+
+
+def install_gateway_crds(cfg: Config, api: Api, bin_dir: Path) -> None:
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/httproutes.gateway.networking.k8s.io"
+    if api.request("GET", path)[0] == 200:
+        return
+    crds = ensure_gateway_crds(cfg, bin_dir)
+    kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(cfg.kubeconfig)]
+    r = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crds)], capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0:
+        raise ClusterError(f"installing the Gateway API CRDs failed: {r.stderr.strip()[-300:]}")
+    wait_until("Gateway API CRDs established", lambda: api.request("GET", path)[0] == 200, 60, None)
+    say(f"installed Gateway API {GATEWAY_API_VERSION} CRDs")
 
 
 def prune_cache(cfg: Config, keep: Path) -> None:
@@ -1283,6 +1322,7 @@ def cmd_up(cfg: Config) -> int:
     if running == set(COMPONENTS) and all(healthy(cfg, n) for n in COMPONENTS):
         api = Api(cfg)
         if nodes_ready(api):
+            install_gateway_crds(cfg, api, bin_dir_for(cfg))
             say(f"cluster already up in {cfg.cluster_dir}; nothing to do")
             print_status(cfg)
             return 0
@@ -1329,6 +1369,7 @@ def cmd_up(cfg: Config) -> int:
         90,
         cfg.logs / "kube-controller-manager.log",
     )
+    install_gateway_crds(cfg, api, bin_dir)
     write_env_file(cfg, bin_dir)
     say(f"cluster up in {fmt_secs(time.monotonic() - start)}")
     print_status(cfg)

@@ -98,6 +98,7 @@ class Env:
         return rev
 
     def load(self, name: str, rps: float = 25) -> Load:
+        """Client traffic to the ModelDeployment's main Service (or any Service of that name)."""
         load = Load(self.world, self.ns, name, rps=rps).start()
         self.loads.append(load)
         return load
@@ -278,6 +279,7 @@ def test_blue_green_good_is_promoted(env: Env) -> None:
     env.deploy(bluegreen("bg", "1"))
     blue = env.stable("bg")
     env.load("bg")
+    env.load("bg-preview", rps=15)  # smoke traffic to the preview colour, as a tester would send
     rec = env.record("bg")
     env.deploy(bluegreen("bg", "2"))
     green = env.canary("bg")
@@ -292,6 +294,7 @@ def test_blue_green_bad_after_promotion_switches_back(env: Env) -> None:
     env.deploy(bluegreen("bgbad", "1", post="30s"))
     blue = env.stable("bgbad")
     env.load("bgbad")
+    env.load("bgbad-preview", rps=15)
     env.deploy(bluegreen("bgbad", "2", post="30s"))
     green = env.canary("bgbad")
     poll("switched to green", lambda: _active_selector(env, "bgbad") == green, timeout=120)
@@ -369,9 +372,10 @@ def test_manual_commands_never_change_the_spec(env: Env) -> None:
     command(env, "manual", "promote")
     poll("next pause", lambda: status(env.cluster, env.ns, "manual").get("currentStep") == 3, timeout=60)
     command(env, "manual", "pause")
-    poll("paused", lambda: status(env.cluster, env.ns, "manual").get("phase") == "Paused", timeout=30)
+    poll("paused", lambda: (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("paused"), timeout=30)
     command(env, "manual", "resume")
-    poll("resumed", lambda: status(env.cluster, env.ns, "manual").get("phase") == "Progressing", timeout=30)
+    poll("resumed", lambda: not (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("paused"),
+         timeout=30)
     command(env, "manual", "abort")
     poll("aborted", lambda: (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("aborted"), timeout=30)
     assert status(env.cluster, env.ns, "manual")["canaryWeight"] == 0

@@ -469,7 +469,7 @@ class Reconciler:
         templates: Mapping[str, ModelDeploymentSpec],
         now: datetime,
     ) -> ModelDeploymentStatus:
-        in_traffic = _revisions_in_use(status)
+        in_traffic = _revisions_serving(spec, status)
         total = sum(int(d["spec"].get("replicas", 0)) for d in world.deployments.values())
         ready = sum(int(world.deployments[r].get("status", {}).get("readyReplicas", 0))
                     for r in in_traffic if r in world.deployments)
@@ -573,6 +573,14 @@ def _revisions_in_use(status: ModelDeploymentStatus) -> list[str]:
     if r is not None and not r.aborted and r.revision not in out:
         out.append(r.revision)
     return out
+
+
+def _revisions_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> list[str]:
+    """Revisions that receive client traffic (blue-green: only the active colour)."""
+    r = status.rollout
+    if spec.rollout.strategy == "blueGreen" and r is not None and not r.aborted:
+        return [r.revision] if r.switched_at else [status.stable_revision] if status.stable_revision else []
+    return _revisions_in_use(status)
 
 
 def _level_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, revision: str) -> int:
