@@ -461,7 +461,11 @@ def ensure_gateway_crds(cfg: Config, bin_dir: Path) -> Path:
     go = check_go(env)
     module = f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"
     r = subprocess.run(
-        [go, "mod", "download", "-json", module], capture_output=True, text=True, timeout=600, env=env,
+        [go, "mod", "download", "-json", module],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
         cwd=CONTROLPLANE_SRC,
     )
     if r.returncode != 0:
@@ -481,8 +485,9 @@ def install_gateway_crds(cfg: Config, api: Api, bin_dir: Path) -> None:
         return
     crds = ensure_gateway_crds(cfg, bin_dir)
     kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(cfg.kubeconfig)]
-    r = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crds)], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", str(crds)], capture_output=True, text=True, timeout=120
+    )
     if r.returncode != 0:
         raise ClusterError(f"installing the Gateway API CRDs failed: {r.stderr.strip()[-300:]}")
     wait_until("Gateway API CRDs established", lambda: api.request("GET", path)[0] == 200, 60, None)

@@ -6,6 +6,7 @@ timestamped line per change: step, weight, each guardrail's value against its th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -83,10 +84,8 @@ class Recorder:
         custom: Any = client.CustomObjectsApi(self.api)
         core: Any = client.CoreV1Api(self.api)
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(Exception):  # a transient API error must not end the recording
                 self._poll(custom, core)
-            except Exception:  # a transient API error must not end the recording
-                pass
             self._stop.wait(self.interval)
 
     def _poll(self, custom: Any, core: Any) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from harness import Load, World
 from harness.world import DEFAULT_JOB
 from modeldeploy.analysis.render import Variables, render

@@ -156,8 +156,9 @@ def test_healthy_canary_walks_every_step_and_becomes_stable(env: Env) -> None:
     steps = [s for s in rec.distinct("step") if s is not None]
     # every step in order (then, briefly, the promotion at currentStep == len(steps)); none repeated
     assert steps[:4] == [0, 1, 2, 3] and steps == sorted(set(steps)), f"steps visited: {steps}"
+    # status.canaryWeight is the share the replicas router really reached (ready canary / ready pods)
     weights = [w for w in rec.distinct("weight") if w]
-    assert weights[:2] == [25, 50], weights
+    assert 25 in weights and 50 in weights and weights.index(25) < weights.index(50), weights
     reasons = rec.reasons()
     assert reasons.count("RolloutPromoted") == 1 and "RolloutStarted" in reasons
     assert all(m["verdict"] != "Failed" for m in rec.measurements)

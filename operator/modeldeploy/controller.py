@@ -8,6 +8,7 @@ events that arrive while it runs coalesce into one more pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -62,7 +63,5 @@ class Controller:
                 self._tasks.pop(key, None)
                 return
             timeout = self._resync if delay is None else max(0.2, min(delay, self._resync))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass

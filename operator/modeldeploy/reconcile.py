@@ -42,6 +42,7 @@ from modeldeploy.kube.rest import (
     CONFIGMAP,
     DEPLOYMENT,
     HPA,
+    HTTPROUTE,
     MODELDEPLOYMENT,
     POD,
     SECRET,
@@ -68,6 +69,7 @@ from modeldeploy.rollout import (
     set_condition,
 )
 from modeldeploy.routers import get_router
+from modeldeploy.routers.base import ObservedTraffic
 from modeldeploy.runtimes import get_runtime
 from modeldeploy.settings import Settings
 
@@ -503,6 +505,7 @@ class Reconciler:
             phase = "Degraded"
         elif phase == "Healthy" and not serving:
             phase = "Progressing"
+        canary_weight = self._reached_weight(spec, status, world, OwnerInfo.from_object(md))
         stable_template = status.stable_template
         if status.stable_revision and status.stable_revision in templates:
             stable_template = RevisionTemplate.of(templates[status.stable_revision])
@@ -516,8 +519,34 @@ class Reconciler:
                 "selector": selector_string(selector_all(md["metadata"]["name"])),
                 "conditions": conditions,
                 "stable_template": stable_template,
+                "canary_weight": canary_weight,
             }
         )
+
+    def _reached_weight(
+        self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, world: World, owner: OwnerInfo
+    ) -> int:
+        """The canary's traffic share as the router actually realises it (not just what was asked).
+
+        replicas router: ready canary pods / all ready pods; gatewayAPI: the live HTTPRoute's weights.
+        """
+        r = status.rollout
+        if spec.rollout.strategy != "canary" or r is None or r.aborted or status.stable_revision is None:
+            return status.canary_weight
+        route = None
+        gateway = spec.rollout.traffic_routing.gateway_api
+        if gateway is not None:
+            route = self.kube.get(HTTPROUTE, owner.namespace, gateway.http_route)
+
+        def ready(rev: str) -> int:
+            dep = world.deployments.get(rev)
+            return int(dep.get("status", {}).get("readyReplicas", 0)) if dep else 0
+
+        observed = ObservedTraffic(
+            stable_ready=ready(status.stable_revision), canary_ready=ready(r.revision), route=route
+        )
+        reached = get_router(spec.rollout.traffic_routing).reached_weight(owner, observed)
+        return status.canary_weight if reached is None else reached
 
     def _write_status(self, md: Body, old: Body, new: ModelDeploymentStatus) -> None:
         body = new.wire()

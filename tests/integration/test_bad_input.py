@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+
 from modeldeploy_testing.cluster import Cluster
 
 pytestmark = pytest.mark.integration

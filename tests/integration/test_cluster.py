@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
 from modeldeploy_testing.cluster import Cluster, Prometheus, poll
 
 DATA = Path(__file__).parent / "data"

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from modeldeploy_testing.cluster import REPO
 
 pytestmark = pytest.mark.unit

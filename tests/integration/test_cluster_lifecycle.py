@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from modeldeploy_testing.cluster import REPO
 
 CLUSTER_SH = REPO / "e2e" / "cluster.sh"

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+
 from modeldeploy_testing.cluster import Cluster, poll
 from modeldeploy_testing.operator import OperatorProcess
 
@@ -31,7 +32,12 @@ def md_manifest(name: str, runtime: str = "triton", **spec: Any) -> dict[str, An
         "replicas": 2,
     }
     body.update(spec)
-    return {"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name}, "spec": body}
+    return {
+        "apiVersion": "modeldeploy.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 def get(cluster: Cluster, ns: str, kind: str, name: str) -> dict[str, Any]:
@@ -76,7 +82,11 @@ def test_triton_gpu_and_torchserve_children_become_ready(
         [
             md_manifest(
                 "triton-gpu",
-                resources={"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}, "cpu": "2", "memory": "8Gi"},
+                resources={
+                    "gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"},
+                    "cpu": "2",
+                    "memory": "8Gi",
+                },
             ),
             md_manifest("ts-cpu", runtime="torchserve", replicas=1),
         ],
@@ -92,7 +102,9 @@ def test_triton_gpu_and_torchserve_children_become_ready(
     assert server["resources"]["requests"]["nvidia.com/gpu"] == "1"
     assert {"port": 8000, "path": "/v2/health/ready"}.items() <= server["readinessProbe"]["httpGet"].items()
     assert any(t.get("key") == "nvidia.com/gpu" for t in pod["tolerations"])
-    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
     assert terms[0]["matchExpressions"][0]["values"] == ["NVIDIA-H100-80GB-HBM3"]
     assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in pod["volumes"])  # /dev/shm
     owner = dep["metadata"]["ownerReferences"][0]
@@ -107,11 +119,15 @@ def test_triton_gpu_and_torchserve_children_become_ready(
     ts_rev = torchserve["status"]["stableRevision"]
     props = get(cluster, namespace, "configmap", f"ts-cpu-{ts_rev}-config")["data"]["config.properties"]
     assert "metrics_mode=prometheus" in props
-    assert exists(cluster, namespace, "service", "triton-gpu") and exists(cluster, namespace, "service", "ts-cpu")
+    assert exists(cluster, namespace, "service", "triton-gpu") and exists(
+        cluster, namespace, "service", "ts-cpu"
+    )
 
     # The real scheduler put every GPU pod on a node of the requested product.
     pods = json.loads(
-        cluster.kubectl("get", "pods", "-n", namespace, "-l", "modeldeploy.dev/deployment=triton-gpu", "-o", "json").stdout
+        cluster.kubectl(
+            "get", "pods", "-n", namespace, "-l", "modeldeploy.dev/deployment=triton-gpu", "-o", "json"
+        ).stdout
     )["items"]
     assert len(pods) == 2
     assert {p["spec"]["nodeName"] for p in pods} == {"gpu-h100-0"}
@@ -145,12 +161,18 @@ def test_kubectl_scale_and_hpa_use_the_scale_subresource(
     cluster.apply(md_manifest("scaled", replicas=1), namespace=namespace)
     wait_ready(cluster, namespace, "scaled")
     cluster.kubectl("scale", "md/scaled", "--replicas=5", "-n", namespace)
-    poll("5 ready", lambda: get(cluster, namespace, "md", "scaled")["status"].get("readyReplicas") == 5, timeout=90)
+    poll(
+        "5 ready",
+        lambda: get(cluster, namespace, "md", "scaled")["status"].get("readyReplicas") == 5,
+        timeout=90,
+    )
     assert stable_deployment(cluster, namespace, "scaled")["spec"]["replicas"] == 5
     # kubectl reads the scale subresource back
     scale = json.loads(
         cluster.kubectl(
-            "get", "--raw", f"/apis/modeldeploy.dev/v1alpha1/namespaces/{namespace}/modeldeployments/scaled/scale"
+            "get",
+            "--raw",
+            f"/apis/modeldeploy.dev/v1alpha1/namespaces/{namespace}/modeldeployments/scaled/scale",
         ).stdout
     )
     assert scale["spec"]["replicas"] == 5 and scale["status"]["replicas"] == 5
@@ -159,8 +181,13 @@ def test_kubectl_scale_and_hpa_use_the_scale_subresource(
     # An HPA (created by the operator from spec.autoscaling) owns spec.replicas from here on: below
     # its minReplicas, the HPA controller raises the ModelDeployment through the scale subresource.
     cluster.kubectl(
-        "patch", "md/scaled", "-n", namespace, "--type=merge",
-        "-p", json.dumps({"spec": {"autoscaling": {"minReplicas": 7, "maxReplicas": 8}}}),
+        "patch",
+        "md/scaled",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"autoscaling": {"minReplicas": 7, "maxReplicas": 8}}}),
     )
     poll("HPA exists", lambda: exists(cluster, namespace, "hpa", "scaled"), timeout=60)
     ref = get(cluster, namespace, "hpa", "scaled")["spec"]["scaleTargetRef"]
@@ -170,7 +197,11 @@ def test_kubectl_scale_and_hpa_use_the_scale_subresource(
         lambda: get(cluster, namespace, "md", "scaled")["spec"]["replicas"] == 7,
         timeout=120,
     )
-    poll("7 ready", lambda: get(cluster, namespace, "md", "scaled")["status"].get("readyReplicas") == 7, timeout=90)
+    poll(
+        "7 ready",
+        lambda: get(cluster, namespace, "md", "scaled")["status"].get("readyReplicas") == 7,
+        timeout=90,
+    )
     assert stable_deployment(cluster, namespace, "scaled")["spec"]["replicas"] == 7
 
 
@@ -184,16 +215,20 @@ def test_drift_is_repaired(cluster: Cluster, namespace: str, operator_log: Opera
     cluster.kubectl("set", "image", f"deployment/{name}", "model-server=evil/image:1", "-n", namespace)
     poll(
         "image restored",
-        lambda: get(cluster, namespace, "deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"]
-        == image,
+        lambda: (
+            get(cluster, namespace, "deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"]
+            == image
+        ),
         timeout=60,
     )
     uid = get(cluster, namespace, "service", "drift")["metadata"]["uid"]
     cluster.kubectl("delete", "service", "drift", "-n", namespace)
     poll(
         "service recreated",
-        lambda: exists(cluster, namespace, "service", "drift")
-        and get(cluster, namespace, "service", "drift")["metadata"]["uid"] != uid,
+        lambda: (
+            exists(cluster, namespace, "service", "drift")
+            and get(cluster, namespace, "service", "drift")["metadata"]["uid"] != uid
+        ),
         timeout=60,
     )
 
@@ -205,13 +240,18 @@ def _operator_writes(cluster: Cluster, user: str, namespace: str, since: int) ->
         f.seek(since)
         for line in f:
             event = json.loads(line)
-            if event["user"]["username"] == user and event["verb"] in ("create", "update", "patch", "delete"):
-                if f"/namespaces/{namespace}/" in event["requestURI"]:
-                    writes.append(event)
+            if (
+                event["user"]["username"] == user
+                and event["verb"] in ("create", "update", "patch", "delete")
+                and f"/namespaces/{namespace}/" in event["requestURI"]
+            ):
+                writes.append(event)
     return writes
 
 
-def test_steady_state_makes_zero_writes(cluster: Cluster, namespace: str, operator_log: OperatorProcess) -> None:
+def test_steady_state_makes_zero_writes(
+    cluster: Cluster, namespace: str, operator_log: OperatorProcess
+) -> None:
     if cluster.audit_log is None:
         pytest.skip("needs the local control plane's audit log")
     cluster.apply(
@@ -231,7 +271,9 @@ def test_steady_state_makes_zero_writes(cluster: Cluster, namespace: str, operat
 def test_delete_removes_every_child_and_leaves_no_finalizer(
     cluster: Cluster, namespace: str, operator_log: OperatorProcess
 ) -> None:
-    cluster.apply(md_manifest("gone", replicas=1, autoscaling={"minReplicas": 1, "maxReplicas": 2}), namespace=namespace)
+    cluster.apply(
+        md_manifest("gone", replicas=1, autoscaling={"minReplicas": 1, "maxReplicas": 2}), namespace=namespace
+    )
     md = wait_ready(cluster, namespace, "gone")
     assert not md["metadata"].get("finalizers")
     assert exists(cluster, namespace, "hpa", "gone")
@@ -239,7 +281,14 @@ def test_delete_removes_every_child_and_leaves_no_finalizer(
 
     def children() -> list[str]:
         out = cluster.kubectl(
-            "get", "deploy,svc,cm,hpa,pods", "-n", namespace, "-l", "modeldeploy.dev/deployment=gone", "-o", "name"
+            "get",
+            "deploy,svc,cm,hpa,pods",
+            "-n",
+            namespace,
+            "-l",
+            "modeldeploy.dev/deployment=gone",
+            "-o",
+            "name",
         ).stdout
         return out.split()
 
@@ -252,8 +301,15 @@ def test_missing_credentials_secret_degrades_but_keeps_serving(
     cluster.apply(md_manifest("creds", replicas=2), namespace=namespace)
     before = wait_ready(cluster, namespace, "creds")
     stable = before["status"]["stableRevision"]
-    model = {"name": "fraud", "version": "8", "storageUri": "s3://models/fraud/8", "credentialsSecret": "nope"}
-    cluster.kubectl("patch", "md/creds", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"model": model}}))
+    model = {
+        "name": "fraud",
+        "version": "8",
+        "storageUri": "s3://models/fraud/8",
+        "credentialsSecret": "nope",
+    }
+    cluster.kubectl(
+        "patch", "md/creds", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"model": model}})
+    )
 
     def degraded() -> dict[str, Any] | None:
         md = get(cluster, namespace, "md", "creds")
@@ -274,9 +330,13 @@ def test_missing_credentials_secret_degrades_but_keeps_serving(
     assert names == [f"deployment.apps/creds-{stable}"]
 
     # The Secret appears: the rollout proceeds by itself.
-    cluster.kubectl("create", "secret", "generic", "nope", "-n", namespace, "--from-literal=AWS_ACCESS_KEY_ID=x")
+    cluster.kubectl(
+        "create", "secret", "generic", "nope", "-n", namespace, "--from-literal=AWS_ACCESS_KEY_ID=x"
+    )
     poll(
         "Degraded clears",
-        lambda: (condition(get(cluster, namespace, "md", "creds"), "Degraded") or {}).get("status") == "False",
+        lambda: (
+            (condition(get(cluster, namespace, "md", "creds"), "Degraded") or {}).get("status") == "False"
+        ),
         timeout=60,
     )

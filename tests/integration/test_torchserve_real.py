@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from modeldeploy.analysis.templates import TARGET_LABELS, builtin_template, sample_count_template
 from modeldeploy.api.spec import BUILTIN_TEMPLATES, ModelDeploymentSpec
 from modeldeploy.runtimes import get_runtime

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from modeldeploy.analysis.evaluate import error_measurement, evaluate, threshold_text
 from modeldeploy.api.spec import Analysis, CompareToStable, Guardrail
 

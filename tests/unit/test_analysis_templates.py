@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from modeldeploy.analysis.render import Variables, render
 from modeldeploy.analysis.templates import (
     TARGET_LABELS,

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.children import (
     BuildSettings,

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness.model_server import SUMMARY_QUANTILES, Behavior, ModelServer
 from prometheus_client.parser import text_string_to_metric_families
+
+from harness.model_server import SUMMARY_QUANTILES, Behavior, ModelServer
 
 TRITON_LABELS = {"model": "fraud", "version": "3"}
 

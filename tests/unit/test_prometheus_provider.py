@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import pytest
+
 from modeldeploy.analysis.prometheus import (
     PrometheusClient,
     QueryError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 
 import pytest
+
 from modeldeploy.api.spec import Analysis
 from modeldeploy.api.status import AnalysisCounters, Measurement, Verdict
 from modeldeploy.rollout import assessment, conditions

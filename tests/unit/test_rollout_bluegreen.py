@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from modeldeploy.api.spec import (
     AnalysisStep,
     BlueGreenStrategy,

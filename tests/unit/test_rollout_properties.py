@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from modeldeploy.api.spec import (
     Analysis,
     AnalysisStep,

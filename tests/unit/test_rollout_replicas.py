@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from modeldeploy.api.spec import GpuSpec, ModelDeploymentSpec, ModelSpec, Resources, Rollout
 from modeldeploy.rollout.replicas import (
     capped_stable,

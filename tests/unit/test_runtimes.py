@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.runtimes import RUNTIMES, Runtime, UnknownRuntimeError, get_runtime
 from modeldeploy.runtimes.templating import (

@@ -6,7 +6,6 @@ import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-
 from pydantic.alias_generators import to_camel
 
 JsonDict = dict[str, JsonValue]

@@ -31,8 +31,12 @@ class PolicyLimits(ApiModel):
     max_canary_step_weight: int | None = Field(
         None, ge=1, le=100, description="Largest setWeight a canary step may use before the final promotion."
     )
-    max_gpus_per_replica: int | None = Field(None, ge=1, le=16, description="Most GPUs one replica may ask for.")
-    max_surge_gpus: int | None = Field(None, ge=0, le=1024, description="Largest rollout.maxSurgeGPUs allowed.")
+    max_gpus_per_replica: int | None = Field(
+        None, alias="maxGPUsPerReplica", ge=1, le=16, description="Most GPUs one replica may ask for."
+    )
+    max_surge_gpus: int | None = Field(
+        None, alias="maxSurgeGPUs", ge=0, le=1024, description="Largest rollout.maxSurgeGPUs allowed."
+    )
     allowed_runtimes: list[RuntimeName] | None = Field(None, max_length=8, description="Runtimes allowed.")
     allowed_storage_schemes: list[StorageScheme] | None = Field(
         None, max_length=8, description="Storage URI schemes allowed."

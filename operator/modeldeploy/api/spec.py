@@ -95,7 +95,10 @@ class ModelSpec(ApiModel):
         description="Model name as the runtime knows it; a single safe path segment (no '/', no '..').",
     )
     version: str = Field(
-        ..., pattern=SAFE_SEGMENT, max_length=63, description="Model version; a new version is a new revision."
+        ...,
+        pattern=SAFE_SEGMENT,
+        max_length=63,
+        description="Model version; a new version is a new revision.",
     )
     storage_uri: str = Field(
         ...,
@@ -107,7 +110,9 @@ class ModelSpec(ApiModel):
         None,
         max_length=253,
         pattern=DNS_SUBDOMAIN,
-        description="Secret in the same namespace whose keys become the storage initializer's env; never logged.",
+        description=(
+            "Secret in the same namespace whose keys become the storage initializer's env; never logged."
+        ),
     )
     runtime_config: RuntimeConfig = Field(
         default_factory=RuntimeConfig, description="Runtime-specific serving configuration."
@@ -278,10 +283,16 @@ class GatewayApiRouting(ApiModel):
     """Gateway API: weighted backendRefs on an HTTPRoute pointing at stable and canary Services."""
 
     http_route: str = Field(
-        ..., max_length=253, pattern=DNS_SUBDOMAIN, description="HTTPRoute (same namespace) the operator manages."
+        ...,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="HTTPRoute (same namespace) the operator manages.",
     )
     gateway: str | None = Field(
-        None, max_length=253, pattern=DNS_SUBDOMAIN, description="parentRef Gateway name, if the route is created."
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="parentRef Gateway name, if the route is created.",
     )
     gateway_namespace: str | None = Field(
         None, max_length=63, pattern=DNS_LABEL, description="Namespace of the parent Gateway."
@@ -425,7 +436,9 @@ class Guardrail(ApiModel):
         }
     )
 
-    name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Guardrail name, unique in the list.")
+    name: str = Field(
+        ..., max_length=63, pattern=DNS_LABEL, description="Guardrail name, unique in the list."
+    )
     template: Literal["error-rate", "latency-p99-ms", "latency-p50-ms", "queue-time-p99-ms"] | None = Field(
         None, description="Built-in per-runtime PromQL template."
     )
@@ -470,7 +483,10 @@ class Analysis(ApiModel):
         description="An empty result: pause (inconclusive, default), fail (counts as failed), or pass.",
     )
     min_sample_size: int = Field(
-        20, ge=0, le=10_000_000, description="Requests the canary must have served in the window; fewer = inconclusive."
+        20,
+        ge=0,
+        le=10_000_000,
+        description="Requests the canary must have served in the window; fewer = inconclusive.",
     )
     history: int = Field(20, ge=1, le=100, description="Measurements kept in status.")
     guardrails: list[Guardrail] = Field(
@@ -510,12 +526,15 @@ class Rollout(ApiModel):
     )
     max_surge_gpus: int | None = Field(
         None,
+        alias="maxSurgeGPUs",
         ge=0,
         le=1024,
         description="Extra GPUs the rollout may use above steady state; stable shrinks as the canary grows.",
     )
     canary: CanaryStrategy = Field(default_factory=CanaryStrategy, description="Canary steps.")
-    blue_green: BlueGreenStrategy = Field(default_factory=BlueGreenStrategy, description="Blue-green settings.")
+    blue_green: BlueGreenStrategy = Field(
+        default_factory=BlueGreenStrategy, description="Blue-green settings."
+    )
     analysis: Analysis = Field(default_factory=Analysis, description="Guardrails and limits.")
 
 
@@ -527,7 +546,10 @@ class ModelDeploymentSpec(ApiModel):
 
     runtime: RuntimeName = Field(..., description="Serving runtime: triton or torchserve.")
     image: str | None = Field(
-        None, max_length=512, pattern=r"^[^\s]*$", description="Override the runtime's pinned default image (empty: the default)."
+        None,
+        max_length=512,
+        pattern=r"^[^\s]*$",
+        description="Override the runtime's pinned default image (empty: the default).",
     )
     model: ModelSpec = Field(..., description="The model to serve.")
     replicas: int = Field(

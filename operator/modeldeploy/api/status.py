@@ -103,9 +103,12 @@ class ModelDeploymentStatus(ApiModel):
     canary_revision: str | None = Field(None, max_length=16)
     canary_weight: int = Field(0, ge=0, le=100, description="Traffic share the canary actually has.")
     current_step: int | None = None
-    model_version: str | None = Field(None, max_length=63, description="Model version of the stable revision.")
+    model_version: str | None = Field(
+        None, max_length=63, description="Model version of the stable revision."
+    )
     stable_template: RevisionTemplate | None = Field(
-        None, description="Pod-defining spec of the stable revision, to rebuild it while a newer one rolls out."
+        None,
+        description="Pod-defining spec of the stable revision, to rebuild it while a newer one rolls out.",
     )
     rollout: RolloutState | None = None
     last_decision: Decision | None = None

@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output == "json":
         print(json.dumps({"annotation": COMMAND_ANNOTATION, "value": command.value}))
     else:
-        print(f"modeldeployment.{MODELDEPLOYMENT.api_version.split('/')[0]}/{args.name} {args.verb} requested")
+        print(
+            f"modeldeployment.{MODELDEPLOYMENT.api_version.split('/')[0]}/{args.name} {args.verb} requested"
+        )
     return 0
 
 

@@ -7,8 +7,8 @@ or our own - goes through the same four calls.
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,7 +54,9 @@ CLUSTER_POLICY = Kind("modeldeploy.dev/v1alpha1", "ClusterRolloutPolicy", "clust
 NS_POLICY = Kind("modeldeploy.dev/v1alpha1", "RolloutPolicy", "rolloutpolicies")
 NODE = Kind("v1", "Node", "nodes", False)
 
-KINDS = {(k.api_version, k.kind): k for k in (DEPLOYMENT, SERVICE, CONFIGMAP, HPA, HTTPROUTE, MODELDEPLOYMENT)}
+KINDS = {
+    (k.api_version, k.kind): k for k in (DEPLOYMENT, SERVICE, CONFIGMAP, HPA, HTTPROUTE, MODELDEPLOYMENT)
+}
 
 
 def kind_of(body: Body) -> Kind:
@@ -75,7 +77,9 @@ class KubeError(Exception):
 class Kube:
     """Every API call the operator makes goes through here (and is counted in its metrics)."""
 
-    def __init__(self, api_client: k8s.ApiClient, field_manager: str = FIELD_MANAGER, timeout: float = 30) -> None:
+    def __init__(
+        self, api_client: k8s.ApiClient, field_manager: str = FIELD_MANAGER, timeout: float = 30
+    ) -> None:
         self._api = api_client
         self.field_manager = field_manager
         self._timeout = timeout
@@ -154,7 +158,9 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
-    def event(self, regarding: Body, type_: str, reason: str, message: str, action: str = "Reconcile") -> None:
+    def event(
+        self, regarding: Body, type_: str, reason: str, message: str, action: str = "Reconcile"
+    ) -> None:
         """A core/v1 Event on ``regarding`` (shown by kubectl describe)."""
         meta = regarding["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,11 +1,13 @@
 """The traffic-router interface: pure builders that turn a desired canary weight into objects.
 
-A router answers three questions for the rollout shell, without touching the cluster:
+A router answers two questions for the rollout shell, without touching the cluster:
 
-* ``desired_replicas(total, weight)``: how many stable and canary pods the weight needs;
 * ``objects(owner, ...)``: the extra objects that realise the weight (an HTTPRoute, or nothing);
 * ``reached_weight(observed)``: the canary weight actually in effect, read back from the cluster
   (ready pods, or the live HTTPRoute), or None when it cannot be told yet.
+
+How many pods each revision gets for a weight is not a router's business: that arithmetic
+(with the GPU surge budget) lives in rollout/replicas.py, the same for every router.
 
 Service names are shared with children/service.py: ``<md>-stable`` and ``<md>-canary``.
 """
@@ -87,10 +89,6 @@ class Router(Protocol):
     """One way of realising a canary weight (see the module docstring)."""
 
     kind: str
-
-    def desired_replicas(self, total: int, weight: int) -> tuple[int, int]:
-        """(stable, canary) pod counts for ``weight`` percent of traffic on ``total`` replicas."""
-        ...
 
     def objects(
         self,

@@ -6,9 +6,8 @@ revision only the stable backend is listed. The route is meant to be applied wit
 apply: when ``gateway`` is not set, no parentRefs are sent, so a route created by someone else
 keeps its parents and the operator only owns the rule.
 
-Weights are exact per request (the Gateway implementation does the split), so the canary pods
-can be scaled independently of the weight: ``desired_replicas`` keeps the stable revision at full
-size and gives the canary its proportional share, at least one pod.
+Weights are exact per request (the Gateway implementation does the split), so the weight does
+not depend on how many pods each revision has; those counts come from rollout/replicas.py.
 """
 
 from __future__ import annotations
@@ -31,16 +30,6 @@ from modeldeploy.routers.base import (
 KIND: Final = "gatewayAPI"
 API_VERSION: Final = "gateway.networking.k8s.io/v1"
 DEFAULT_BACKEND_WEIGHT: Final = 1  # Gateway API's default when a backendRef has no weight
-
-
-def desired_replicas(total: int, weight: int) -> tuple[int, int]:
-    """Stable keeps ``total``; the canary gets ceil(total x weight / 100), at least 1 when weight > 0."""
-    check_weight(weight)
-    total = max(total, 0)
-    if weight == 0 or total == 0:
-        return total, 0
-    canary = max(1, -(-total * weight // 100))
-    return total, canary
 
 
 def _backend(name: str, port: int, weight: int) -> dict[str, Any]:
@@ -147,9 +136,6 @@ class GatewayApiRouter:
 
     def __init__(self, config: GatewayApiRouting) -> None:
         self.config = config
-
-    def desired_replicas(self, total: int, weight: int) -> tuple[int, int]:
-        return desired_replicas(total, weight)
 
     def objects(
         self,
