@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# Brings up the local control plane + Prometheus and shows how to use it:
-#   bash e2e/demo.sh
+# The demo: bash e2e/demo.sh
+#
+# On a fresh machine: sets up .venv and the local control plane + Prometheus (e2e/setup.sh, the same
+# setup as e2e/test.sh), then e2e/demo.py installs the operator's manifests, starts the operator and
+# the model-server harness, applies e2e/samples/fraud-detector.yaml, rolls a good revision through
+# its canary to stable and a bad one back by itself, printing each change as it happens.
+# Exit 0 only when the good revision was promoted and the bad one rolled back. The cluster keeps
+# running afterwards (source .cluster/env; kubectl get md -n modeldeploy-demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash e2e/cluster.sh up
-# shellcheck disable=SC1091
-source .cluster/env
-echo
-echo "== nodes (kwok-simulated; the real scheduler places pods on them)"
-kubectl get nodes -o wide
-echo
-cat <<EOT
-The cluster keeps running. To use it from your shell:
-  source .cluster/env            # sets KUBECONFIG, PROMETHEUS_URL and puts kubectl on PATH
-  kubectl get nodes
-  curl -s "\$PROMETHEUS_URL/api/v1/query?query=up"
-Stop it with: bash e2e/cluster.sh down
-EOT
+# shellcheck source=e2e/setup.sh
+source e2e/setup.sh
+
+exec .venv/bin/python -u e2e/demo.py "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: bash e2e/test.sh [pytest args...]
 #
-# Sets up what the tests need, idempotently (fast when already done):
+# Sets up what the tests need (e2e/setup.sh, shared with e2e/demo.sh), idempotently (fast when
+# already done):
 #   - .venv with `pip install -e '.[dev]'` (redone when pyproject.toml changes)
 #   - the local control plane + Prometheus (bash e2e/cluster.sh up: builds the binaries into
 #     ~/.cache/modeldeploy on first use, ~10-30 min on 2 cores; later runs take seconds)
@@ -9,26 +10,7 @@
 # `bash e2e/cluster.sh down`. Set MODELDEPLOY_SKIP_CLUSTER=1 to skip the cluster (e.g. with -m unit).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-py="${PYTHON:-python3}"
-if ! command -v "$py" >/dev/null 2>&1; then
-  echo "test.sh: error: $py is not on PATH; install Python 3.11+" >&2
-  exit 1
-fi
-if [ ! -x .venv/bin/python ]; then
-  echo "test.sh: creating .venv"
-  "$py" -m venv .venv
-fi
-stamp=.venv/.modeldeploy-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "test.sh: pip install -e '.[dev]'"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-  echo "$want" > "$stamp"
-fi
-
-if [ "${MODELDEPLOY_SKIP_CLUSTER:-0}" != "1" ]; then
-  bash e2e/cluster.sh up
-fi
+# shellcheck source=e2e/setup.sh
+source e2e/setup.sh
 
 exec .venv/bin/python -m pytest "$@"

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from modeldeploy.analysis.prometheus import PrometheusClient, measure
 from modeldeploy.analysis.render import TemplateRejected
+from modeldeploy.api.policy import RolloutPolicySpec
 from modeldeploy.api.spec import ModelDeploymentSpec, RevisionTemplate
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus
 from modeldeploy.children import (
@@ -39,11 +40,13 @@ from modeldeploy.cli.commands import COMMAND_ANNOTATION, CommandError, parse_com
 from modeldeploy.controller import GONE
 from modeldeploy.kube.diff import needs_apply
 from modeldeploy.kube.rest import (
+    CLUSTER_POLICY,
     CONFIGMAP,
     DEPLOYMENT,
     HPA,
     HTTPROUTE,
     MODELDEPLOYMENT,
+    NS_POLICY,
     POD,
     SECRET,
     Body,
@@ -52,6 +55,7 @@ from modeldeploy.kube.rest import (
     kind_of,
 )
 from modeldeploy.observability import API_WRITES, DECISIONS, MEASUREMENTS, RECONCILE_SECONDS, RECONCILES
+from modeldeploy.policy import apply_policy
 from modeldeploy.rollout import (
     Command,
     DeleteRevision,
@@ -121,7 +125,11 @@ def _condition(obj: Body, type_: str) -> str | None:
 def _unschedulable(pods: Iterable[Body]) -> str | None:
     for pod in pods:
         for c in pod.get("status", {}).get("conditions", []) or []:
-            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+            if (
+                c.get("type") == "PodScheduled"
+                and c.get("status") == "False"
+                and c.get("reason") == "Unschedulable"
+            ):
                 return str(c.get("message", "unschedulable"))
     return None
 
@@ -189,11 +197,12 @@ class Reconciler:
             self._write_status(md, old_status, new)
             return None
 
+        spec, blockers = self._policy(spec, md.get("spec") or {}, namespace)
         owner = OwnerInfo.from_object(md)
         runtime = get_runtime(spec.runtime)
         world = self._observe(namespace, name)
         desired = revision_hash(spec, self.build)
-        blockers = self._blockers(spec, namespace)
+        blockers += self._blockers(spec, namespace)
         stable = status.stable_revision
         # A blocked revision is not rolled out; what already runs keeps running.
         target_revision = stable if (blockers and stable is not None) else desired
@@ -230,6 +239,27 @@ class Reconciler:
         world.pods = self.kube.list(POD, namespace, selector)
         return world
 
+    def _policy(
+        self, spec: ModelDeploymentSpec, raw: Body, namespace: str
+    ) -> tuple[ModelDeploymentSpec, list[Blocker]]:
+        """The spec with its policy's defaults, and a blocker per violated limit (spec is never edited)."""
+        ref = spec.rollout.policy_ref
+        if ref is None:
+            return spec, []
+        kind, ns = (CLUSTER_POLICY, None) if ref.kind == "ClusterRolloutPolicy" else (NS_POLICY, namespace)
+        obj = self.kube.get(kind, ns, ref.name)
+        if obj is None:
+            where = "" if ns is None else f" in namespace {ns}"
+            return spec, [
+                Blocker("PolicyNotFound", f"spec.rollout.policyRef: {ref.kind} {ref.name}{where} not found")
+            ]
+        try:
+            policy = RolloutPolicySpec.model_validate(obj.get("spec") or {})
+        except ValidationError as exc:
+            return spec, [Blocker("PolicyInvalid", f"{ref.kind} {ref.name}: {_validation_text(exc)}")]
+        applied = apply_policy(spec, raw, policy, f"{ref.kind}/{ref.name}")
+        return applied.spec, [Blocker("PolicyViolation", v) for v in applied.violations]
+
     def _blockers(self, spec: ModelDeploymentSpec, namespace: str) -> list[Blocker]:
         blockers = []
         secret = spec.model.credentials_secret
@@ -257,7 +287,12 @@ class Reconciler:
         return Command(kind=parsed.verb, id=parsed.value)  # type: ignore[arg-type]
 
     def _measure(
-        self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, namespace: str, name: str, now: datetime
+        self,
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        namespace: str,
+        name: str,
+        now: datetime,
     ) -> list[Measurement]:
         if status.rollout is None or not measurement_due(spec, status, now):
             return []
@@ -321,7 +356,9 @@ class Reconciler:
             elif isinstance(action, DeleteRevision):
                 self._delete_revision(owner, action.revision)
             elif isinstance(action, SetWeight):
-                self._route(owner, spec, runtime, action.stable_revision, action.canary_revision, action.weight)
+                self._route(
+                    owner, spec, runtime, action.stable_revision, action.canary_revision, action.weight
+                )
             elif isinstance(action, SwitchActive):
                 self._apply(build_service(owner, None, runtime, action.revision))
                 if spec.rollout.strategy == "blueGreen":
@@ -344,7 +381,9 @@ class Reconciler:
             self._scale(owner, runtime, templates, world, revision, int(dep["spec"].get("replicas", 0)))
         for revision in _revisions_in_use(status):
             if revision not in world.deployments and revision not in scaled and revision in templates:
-                self._scale(owner, runtime, templates, world, revision, _level_replicas(spec, status, revision))
+                self._scale(
+                    owner, runtime, templates, world, revision, _level_replicas(spec, status, revision)
+                )
 
     def _scale(
         self,
@@ -437,9 +476,7 @@ class Reconciler:
         why = needs_apply(desired, live)
         if not why:
             return
-        log.info(
-            "apply %s %s/%s", kind.kind, meta.get("namespace"), meta["name"], extra={"changed": why[:5]}
-        )
+        log.info("apply %s %s/%s", kind.kind, meta.get("namespace"), meta["name"], extra={"changed": why[:5]})
         self._write("apply", kind.kind)
         self.kube.apply(desired)
         md = getattr(self._local, "md", None)
@@ -449,7 +486,8 @@ class Reconciler:
             elif any(path != ".spec.replicas" for path in why):
                 # Someone edited it by hand, or the spec changed: either way ours is back.
                 reason = "ChildUpdated"
-                message = f"{kind.kind} {meta['name']} updated: {', '.join(why[:3])} differed from the desired state"
+                fields = ", ".join(why[:3])
+                message = f"{kind.kind} {meta['name']} updated: {fields} differed from the desired state"
             else:
                 return  # a rollout scaling step; the rollout's own Events tell that story
             self._write("create", "Event")
@@ -473,8 +511,11 @@ class Reconciler:
     ) -> ModelDeploymentStatus:
         in_traffic = _revisions_serving(spec, status)
         total = sum(int(d["spec"].get("replicas", 0)) for d in world.deployments.values())
-        ready = sum(int(world.deployments[r].get("status", {}).get("readyReplicas", 0))
-                    for r in in_traffic if r in world.deployments)
+        ready = sum(
+            int(world.deployments[r].get("status", {}).get("readyReplicas", 0))
+            for r in in_traffic
+            if r in world.deployments
+        )
         conditions = list(status.conditions)
         unschedulable = _unschedulable(world.pods)
         problems = [*blockers]
@@ -482,12 +523,21 @@ class Reconciler:
             problems.append(Blocker("Unschedulable", f"pods cannot be scheduled: {unschedulable}"))
         if problems:
             conditions = set_condition(
-                conditions, "Degraded", "True", problems[0].reason, "; ".join(p.message for p in problems), now
+                conditions,
+                "Degraded",
+                "True",
+                problems[0].reason,
+                "; ".join(p.message for p in problems),
+                now,
             )
         elif status.phase == "RolledBack":
             conditions = set_condition(
-                conditions, "Degraded", "True", "RolledBack",
-                status.last_decision.reason if status.last_decision else "the last rollout was rolled back", now,
+                conditions,
+                "Degraded",
+                "True",
+                "RolledBack",
+                status.last_decision.reason if status.last_decision else "the last rollout was rolled back",
+                now,
             )
         else:
             conditions = set_condition(conditions, "Degraded", "False", "AsExpected", "", now)
@@ -556,7 +606,9 @@ class Reconciler:
         patch.update(body)
         self._write("patch", "ModelDeployment/status")
         try:
-            self.kube.patch_status(MODELDEPLOYMENT, md["metadata"]["namespace"], md["metadata"]["name"], patch)
+            self.kube.patch_status(
+                MODELDEPLOYMENT, md["metadata"]["namespace"], md["metadata"]["name"], patch
+            )
         except KubeError as exc:
             if exc.status != 404:
                 raise
@@ -621,4 +673,3 @@ def _level_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, re
 
 def _ours(obj: Body) -> bool:
     return bool((obj["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "modeldeploy")
-

@@ -340,3 +340,41 @@ def test_missing_credentials_secret_degrades_but_keeps_serving(
         ),
         timeout=60,
     )
+
+
+def test_policy_violation_blocks_the_new_revision_but_keeps_serving(
+    cluster: Cluster, namespace: str, operator_log: OperatorProcess
+) -> None:
+    policy = f"gpu-limit-{namespace}"
+    cluster.apply(
+        {
+            "apiVersion": "modeldeploy.dev/v1alpha1",
+            "kind": "ClusterRolloutPolicy",
+            "metadata": {"name": policy},
+            "spec": {"limits": {"maxGPUsPerReplica": 1, "allowedRuntimes": ["triton"]}},
+        }
+    )
+    try:
+        ref = {"policyRef": {"kind": "ClusterRolloutPolicy", "name": policy}}
+        cluster.apply(
+            md_manifest("governed", replicas=1, resources={"gpu": {"count": 1}}, rollout=ref), namespace=namespace
+        )
+        stable = wait_ready(cluster, namespace, "governed")["status"]["stableRevision"]
+        cluster.kubectl(
+            "patch", "md/governed", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"resources": {"gpu": {"count": 2}}}}),
+        )
+
+        def violated() -> dict[str, Any] | None:
+            c = condition(get(cluster, namespace, "md", "governed"), "Degraded")
+            return c if c and c["reason"] == "PolicyViolation" else None
+
+        c = poll("PolicyViolation", violated, timeout=60)
+        assert f"ClusterRolloutPolicy/{policy}" in c["message"]
+        assert "spec.resources.gpu.count 2 exceeds maxGPUsPerReplica 1" in c["message"]
+        md = get(cluster, namespace, "md", "governed")
+        assert md["status"]["stableRevision"] == stable and md["status"].get("canaryRevision") is None
+        assert md["spec"]["resources"]["gpu"]["count"] == 2  # the user's spec is never edited
+        assert stable_deployment(cluster, namespace, "governed")["status"]["readyReplicas"] == 1
+    finally:
+        cluster.kubectl("delete", "clusterrolloutpolicy", policy, "--ignore-not-found")

@@ -16,15 +16,15 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 import yaml
 
 from modeldeploy_testing.cluster import REPO, Cluster, poll
+from modeldeploy_testing.plugin import TEST_NAMESPACE_PREFIX
 
 NAMESPACE = "modeldeploy-system"
 SERVICE_ACCOUNT = "modeldeploy-operator"
@@ -38,7 +38,9 @@ def free_port() -> int:
 
 
 def install_manifests(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(REPO / "manifests/overlays/local"))
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-k", str(REPO / "manifests/overlays/local")
+    )
     for crd in ("modeldeployments", "clusterrolloutpolicies", "rolloutpolicies"):
         cluster.kubectl(
             "wait", "--for=condition=Established", f"crd/{crd}.modeldeploy.dev", "--timeout=60s"
@@ -70,12 +72,15 @@ def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
 class OperatorProcess:
     """The operator as a child process; ``restart()`` kills it hard and starts it again."""
 
-    def __init__(self, cluster: Cluster, workdir: Path, resync_seconds: float = 5) -> None:
+    def __init__(
+        self, cluster: Cluster, workdir: Path, resync_seconds: float = 5, extra_args: Sequence[str] = ()
+    ) -> None:
         self.cluster = cluster
         self.workdir = workdir
         self.kubeconfig = service_account_kubeconfig(cluster, workdir / "operator.kubeconfig")
         self.log_path = workdir / "operator.log"
         self.resync_seconds = resync_seconds
+        self.extra_args = tuple(extra_args)  # e.g. ("--namespace", "t-*")
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -95,10 +100,13 @@ class OperatorProcess:
             "--bind-address", "127.0.0.1",
             "--resync-seconds", str(self.resync_seconds),
             "--log-format", "json",
+            *self.extra_args,
         ]
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         poll("operator /healthz", self.healthy, timeout=60, interval=0.3)
 
     def healthy(self) -> bool:
@@ -172,9 +180,17 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """The operator, installed from manifests/ and running with its ServiceAccount's token."""
+    """The operator, installed from manifests/ and running with its ServiceAccount's token.
+
+    It watches only the tests' namespaces (``t-*``, see the ``namespace`` fixture), so it never
+    reconciles objects of another operator sharing the cluster, e.g. the demo's in modeldeploy-demo.
+    """
     install_manifests(cluster)
-    proc = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"))
+    proc = OperatorProcess(
+        cluster,
+        tmp_path_factory.mktemp("operator"),
+        extra_args=("--namespace", f"{TEST_NAMESPACE_PREFIX}*"),
+    )
     proc.start()
     try:
         yield proc

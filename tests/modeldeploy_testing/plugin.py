@@ -8,8 +8,9 @@ Fixtures (only integration/e2e tests should request them):
               `e2e/cluster.sh up` if none answers, and deliberately NOT stopped at the end so reruns
               are warm (`bash e2e/cluster.sh down` stops it).
   api         session: kubernetes.client.ApiClient for cluster.kubeconfig.
-  namespace   function: a fresh namespace `t-<test-slug>-<rand>` labelled modeldeploy.dev/test=<slug>,
-              deleted afterwards; when the test fails, its objects and events are added to the report.
+  namespace   function: a fresh namespace `t-<test-slug>-<rand>` (TEST_NAMESPACE_PREFIX) labelled
+              modeldeploy.dev/test=<slug>, deleted afterwards; when the test fails, its objects and
+              events are added to the report.
   prometheus  function: modeldeploy_testing.cluster.Prometheus; targets it added are removed afterwards.
 """
 
@@ -32,6 +33,8 @@ DIR_MARKERS = (
 )
 LEVELS = {"unit", "integration", "e2e"}
 TEST_LABEL = "modeldeploy.dev/test"
+# Every test namespace starts with this; the session's operator watches only `t-*` namespaces.
+TEST_NAMESPACE_PREFIX = "t-"
 
 reports_key = pytest.StashKey[dict[str, pytest.TestReport]]()
 namespace_key = pytest.StashKey[tuple[Cluster, str]]()
@@ -135,7 +138,7 @@ def namespace(request: pytest.FixtureRequest, cluster: Cluster, api: Any) -> Ite
 
     core: Any = client.CoreV1Api(api)
     slug = slugify(request.node.name)
-    name = f"t-{slug}-{secrets.token_hex(3)}"
+    name = f"{TEST_NAMESPACE_PREFIX}{slug}-{secrets.token_hex(3)}"
     core.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_LABEL: slug}))
     )
