@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from modeldeploy_testing.cluster import Cluster, poll
 from modeldeploy_testing.operator import OperatorProcess
 
@@ -49,7 +50,8 @@ def gpus_on_node(cluster: Cluster) -> tuple[int, list[str]]:
         if pod["status"].get("phase") in ("Succeeded", "Failed"):
             continue
         gpus = sum(
-            int(c.get("resources", {}).get("requests", {}).get("nvidia.com/gpu", 0)) for c in pod["spec"]["containers"]
+            int(c.get("resources", {}).get("requests", {}).get("nvidia.com/gpu", 0))
+            for c in pod["spec"]["containers"]
         )
         if pod["spec"].get("nodeName") == NODE:
             used += gpus
@@ -86,13 +88,19 @@ def test_canary_stays_within_the_gpu_budget(
         md = json.loads(cluster.kubectl("get", "md", "budget", "-n", namespace, "-o", "json").stdout)
         return md.get("status") or {}
 
-    stable = poll("stable Healthy", lambda: status().get("phase") == "Healthy" and status()["stableRevision"],
-                  timeout=90)
+    stable = poll(
+        "stable Healthy",
+        lambda: status().get("phase") == "Healthy" and status()["stableRevision"],
+        timeout=90,
+    )
     watcher.clear()
     cluster.apply(manifest("2", budget=0), namespace=namespace)
     canary = poll("canary", lambda: status().get("canaryRevision"), timeout=60)
-    poll("promoted", lambda: status().get("stableRevision") == canary and status().get("phase") == "Healthy",
-         timeout=180)
+    poll(
+        "promoted",
+        lambda: status().get("stableRevision") == canary and status().get("phase") == "Healthy",
+        timeout=180,
+    )
     time.sleep(1)
     assert canary != stable
     peak = max(used for used, _ in watcher)

@@ -357,12 +357,18 @@ def test_policy_violation_blocks_the_new_revision_but_keeps_serving(
     try:
         ref = {"policyRef": {"kind": "ClusterRolloutPolicy", "name": policy}}
         cluster.apply(
-            md_manifest("governed", replicas=1, resources={"gpu": {"count": 1}}, rollout=ref), namespace=namespace
+            md_manifest("governed", replicas=1, resources={"gpu": {"count": 1}}, rollout=ref),
+            namespace=namespace,
         )
         stable = wait_ready(cluster, namespace, "governed")["status"]["stableRevision"]
         cluster.kubectl(
-            "patch", "md/governed", "-n", namespace, "--type=merge",
-            "-p", json.dumps({"spec": {"resources": {"gpu": {"count": 2}}}}),
+            "patch",
+            "md/governed",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"resources": {"gpu": {"count": 2}}}}),
         )
 
         def violated() -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """Builders shared by the rollout unit tests (tests/unit/test_rollout_*.py).
 
-``spec`` and ``measurements`` build the inputs of ``decide``; ``Shell`` plays the operator shell
+``build_spec`` and ``measurements`` build the inputs of ``decide``; ``Shell`` plays the operator shell
 for the worked examples: it keeps the status, a world where every workload becomes ready one pass
 after it is scaled (unless its revision is ``frozen``), and the clock.
 """
@@ -29,7 +29,7 @@ from modeldeploy.rollout.types import Action, CommandKind
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def spec(
+def build_spec(
     rollout: Rollout | None = None,
     *,
     replicas: int,

@@ -60,15 +60,21 @@ def test_defaults_fill_only_what_the_user_left_out() -> None:
         ({"maxSurgeGPUs": 2}, {"rollout": {"maxSurgeGPUs": 8}}, "maxSurgeGPUs 8 exceeds the limit 2"),
     ],
 )
-def test_limits_are_violations_naming_the_field(limits: dict[str, Any], spec_update: dict[str, Any], words: str) -> None:
+def test_limits_are_violations_naming_the_field(
+    limits: dict[str, Any], spec_update: dict[str, Any], words: str
+) -> None:
     _, violations = run({**BASE, **spec_update}, {"limits": limits})
     assert len(violations) == 1 and words in violations[0] and violations[0].startswith("policy P: ")
 
 
 def test_required_guardrails() -> None:
     policy = {"requiredGuardrails": ["error-rate", "p99"]}
-    with_one = {**BASE, "rollout": {"analysis": {"guardrails": [{"name": "error-rate", "template": "error-rate",
-                                                                  "max": 0.01}]}}}
+    with_one = {
+        **BASE,
+        "rollout": {
+            "analysis": {"guardrails": [{"name": "error-rate", "template": "error-rate", "max": 0.01}]}
+        },
+    }
     _, violations = run(with_one, policy)
     assert violations == ("policy P: spec.rollout.analysis.guardrails is missing required guardrail(s): p99",)
 

@@ -6,8 +6,8 @@ revision the active and preview Services point at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
@@ -16,106 +16,41 @@ from modeldeploy.api.spec import (
     BlueGreenStrategy,
     GpuSpec,
     ModelDeploymentSpec,
-    ModelSpec,
     Resources,
     Rollout,
 )
-from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
 from modeldeploy.rollout import (
-    Command,
-    DeleteRevision,
-    EmitEvent,
-    Observations,
-    Plan,
-    RevisionObservation,
-    ScaleRevision,
     SetPreview,
     SwitchActive,
-    decide,
     measurement_due,
     next_wakeup,
 )
-from modeldeploy.rollout.types import CommandKind
+from modeldeploy.rollout.types import Action
+
+from rollout_builders import Shell, build_spec, reasons
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
 
 def make_spec(replicas: int = 3, **blue_green: object) -> ModelDeploymentSpec:
-    return ModelDeploymentSpec(
-        runtime="torchserve",
-        model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"),
-        replicas=replicas,
-        rollout=Rollout(strategy="blueGreen", blue_green=BlueGreenStrategy.model_validate(blue_green)),
-    )
+    rollout = Rollout(strategy="blueGreen", blue_green=BlueGreenStrategy.model_validate(blue_green))
+    return build_spec(rollout, replicas=replicas, runtime="torchserve")
 
 
 @dataclass
-class World:
-    spec: ModelDeploymentSpec
+class World(Shell):
+    """The shell (rollout_builders.Shell) plus where the active and preview Services point."""
+
     desired: str = "blue"
-    now: datetime = T0
-    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
-    pods: dict[str, RevisionObservation] = field(default_factory=dict)
     active: str | None = None
     preview: str | None = None
 
-    def run(
-        self,
-        advance: float = 0,
-        verdicts: list[Verdict] | None = None,
-        command: tuple[CommandKind, str] | None = None,
-    ) -> Plan:
-        self.now += timedelta(seconds=advance)
-        self.pods = {
-            r: RevisionObservation(o.replicas, o.replicas, True, None, o.replicas)
-            for r, o in self.pods.items()
-        }
-        rollout = self.status.rollout
-        measured = (
-            [
-                Measurement(
-                    guardrail="latency",
-                    revision=rollout.revision,
-                    value=250.0,
-                    threshold="<= 200",
-                    verdict=v,
-                    at="t",
-                )
-                for v in verdicts or []
-            ]
-            if rollout
-            else []
-        )
-        obs = Observations(self.desired, dict(self.pods), measured, Command(*command) if command else None)
-        plan = decide(self.spec, self.status, obs, self.now)
-        for a in plan.actions:
-            if isinstance(a, ScaleRevision):
-                ready = min(self.pods.get(a.revision, RevisionObservation(0)).ready_replicas, a.replicas)
-                self.pods[a.revision] = RevisionObservation(
-                    a.replicas, ready, ready > 0, None, max(a.replicas, ready)
-                )
-            elif isinstance(a, DeleteRevision):
-                del self.pods[a.revision]
-            elif isinstance(a, SwitchActive):
-                self.active = a.revision
-            elif isinstance(a, SetPreview):
-                self.preview = a.revision
-        self.status = plan.status
-        return plan
-
-    def measure(self, verdict: Verdict, times: int, interval: float = 15) -> list[Plan]:
-        plans = []
-        for _ in range(times):
-            self.now += timedelta(seconds=interval)
-            assert measurement_due(self.spec, self.status, self.now)
-            plans.append(self.run(verdicts=[verdict]))
-        return plans
-
-
-def reasons(plan: Plan) -> list[str]:
-    return [a.reason for a in plan.actions if isinstance(a, EmitEvent)]
+    def apply(self, action: Action) -> None:
+        super().apply(action)
+        if isinstance(action, SwitchActive):
+            self.active = action.revision
+        elif isinstance(action, SetPreview):
+            self.preview = action.revision
 
 
 def blue(spec: ModelDeploymentSpec) -> World:

@@ -1,13 +1,12 @@
 """Worked examples of the canary rollout, one semantic per test.
 
-``Harness`` plays the shell: it keeps the status, a world where every workload becomes ready one
-pass after it is scaled (unless told otherwise), and the clock.
+``Harness`` (rollout_builders.Shell) plays the shell: it keeps the status, a world where every
+workload becomes ready one pass after it is scaled (unless told otherwise), and the clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -18,33 +17,30 @@ from modeldeploy.api.spec import (
     GatewayApiRouting,
     GpuSpec,
     ModelDeploymentSpec,
-    ModelSpec,
     PauseStep,
     Resources,
     Rollout,
     SetCanaryScale,
     TrafficRouting,
 )
-from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
+from modeldeploy.api.status import ModelDeploymentStatus
 from modeldeploy.rollout import (
-    Command,
     DeleteRevision,
     EmitEvent,
     Log,
-    Observations,
     Plan,
     RevisionObservation,
     ScaleRevision,
     SetWeight,
-    decide,
     measurement_due,
     next_wakeup,
 )
-from modeldeploy.rollout.types import CommandKind
+
+from rollout_builders import Shell as Harness
+from rollout_builders import build_spec, reasons
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 GATEWAY = TrafficRouting(gateway_api=GatewayApiRouting(http_route="route"))
 
 
@@ -63,84 +59,7 @@ def pause(duration: str | None = None) -> CanaryStep:
 def make_spec(*steps: CanaryStep, replicas: int = 10, **rollout: object) -> ModelDeploymentSpec:
     settings: dict[str, object] = {"traffic_routing": GATEWAY, "canary": CanaryStrategy(steps=list(steps))}
     settings.update(rollout)
-    return ModelDeploymentSpec(
-        runtime="triton",
-        model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"),
-        replicas=replicas,
-        rollout=Rollout.model_validate(settings),
-    )
-
-
-@dataclass
-class Harness:
-    spec: ModelDeploymentSpec
-    desired: str = "r0"
-    now: datetime = T0
-    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
-    world: dict[str, RevisionObservation] = field(default_factory=dict)
-    frozen: set[str] = field(default_factory=set)  # revisions whose pods do not become ready
-    plans: list[Plan] = field(default_factory=list)
-
-    def run(
-        self,
-        advance: float = 0,
-        verdicts: list[Verdict] | None = None,
-        command: tuple[CommandKind, str] | None = None,
-    ) -> Plan:
-        self.now += timedelta(seconds=advance)
-        self.world = {
-            rev: o
-            if rev in self.frozen
-            else RevisionObservation(o.replicas, o.replicas, True, None, o.replicas)
-            for rev, o in self.world.items()
-        }
-        rollout = self.status.rollout
-        measured = (
-            [
-                Measurement(
-                    guardrail=f"g{i}",
-                    revision=rollout.revision,
-                    value=0.083,
-                    threshold="<= 0.01",
-                    verdict=v,
-                    samples=1200,
-                    at="t",
-                )
-                for i, v in enumerate(verdicts or [])
-            ]
-            if rollout
-            else []
-        )
-        obs = Observations(self.desired, dict(self.world), measured, Command(*command) if command else None)
-        plan = decide(self.spec, self.status, obs, self.now)
-        for action in plan.actions:
-            if isinstance(action, ScaleRevision):
-                old = self.world.get(action.revision, RevisionObservation(0))
-                ready = min(old.ready_replicas, action.replicas)
-                self.world[action.revision] = RevisionObservation(
-                    action.replicas, ready, ready > 0, None, max(ready, action.replicas)
-                )
-            elif isinstance(action, DeleteRevision):
-                del self.world[action.revision]
-        self.status = plan.status
-        self.plans.append(plan)
-        return plan
-
-    def settle(self, passes: int = 3, advance: float = 0) -> None:
-        for _ in range(passes):
-            self.run(advance)
-
-    def deploy(self, revision: str) -> Plan:
-        self.desired = revision
-        return self.run()
-
-    def measure_until(self, verdict: Verdict, passes: int, interval: float = 15) -> list[Plan]:
-        plans = []
-        for _ in range(passes):
-            self.now += timedelta(seconds=interval)
-            assert measurement_due(self.spec, self.status, self.now)
-            plans.append(self.run(verdicts=[verdict]))
-        return plans
+    return build_spec(Rollout.model_validate(settings), replicas=replicas)
 
 
 def phase(h: Harness) -> str:
@@ -149,10 +68,6 @@ def phase(h: Harness) -> str:
 
 def routing(plan: Plan) -> list[object]:
     return [a for a in plan.actions if not isinstance(a, (EmitEvent, Log))]
-
-
-def reasons(plan: Plan) -> list[str]:
-    return [a.reason for a in plan.actions if isinstance(a, EmitEvent)]
 
 
 def event(plan: Plan, reason: str) -> EmitEvent:
@@ -215,7 +130,7 @@ def test_weight_waits_for_ready_canary_pods_then_steps_walk_to_promotion() -> No
     assert not measurement_due(h.spec, h.status, h.now)  # the first measurement waits an interval
     assert next_wakeup(h.spec, h.status, h.now) == 15
 
-    plans = h.measure_until("Successful", 4)  # 15s, 30s, 45s, 60s
+    plans = h.measure("Successful", 4)  # 15s, 30s, 45s, 60s
     assert "AnalysisPassed" not in reasons(plans[2])
     assert reasons(plans[3])[:2] == ["AnalysisPassed", "StepAdvanced"]
     assert routing(plans[3]) == [ScaleRevision("r1", 5)]
@@ -232,7 +147,7 @@ def test_weight_waits_for_ready_canary_pods_then_steps_walk_to_promotion() -> No
     promoted = plan.status
     assert (promoted.stable_revision, promoted.canary_revision, promoted.rollout) == ("r1", None, None)
     h.settle()
-    assert set(h.world) == {"r1"} and phase(h) == "Healthy"
+    assert set(h.pods) == {"r1"} and phase(h) == "Healthy"
 
 
 def test_replicas_router_gives_stable_pods_up_as_weight_moves() -> None:
@@ -251,7 +166,7 @@ def test_set_canary_scale_warms_pods_before_any_traffic() -> None:
     plan = h.deploy("r1")
     assert routing(plan) == [ScaleRevision("r1", 3)]
     h.run()
-    assert h.status.canary_weight == 10 and h.world["r1"].replicas == 3  # pinned, not ceil(10%)
+    assert h.status.canary_weight == 10 and h.pods["r1"].replicas == 3  # pinned, not ceil(10%)
 
 
 def test_promote_skips_a_pause_but_never_an_analysis() -> None:
@@ -286,7 +201,7 @@ def test_failed_measurements_at_the_limit_roll_back() -> None:
     h.deploy("r1")
     h.run()
     assert h.status.canary_weight == 25
-    first, second = h.measure_until("Failed", 2)
+    first, second = h.measure("Failed", 2)
     assert reasons(first) == ["MeasurementFailed"] and first.status.phase == "Progressing"
     assert event(first, "MeasurementFailed").message.endswith("failed 1/2")
     assert reasons(second)[-1] == "RolledBack"
@@ -308,7 +223,7 @@ def test_failed_measurements_at_the_limit_roll_back() -> None:
     assert st.last_decision is not None and st.last_decision.action == "RolledBack"
     assert [m.verdict for m in st.measurements] == ["Failed", "Failed"]
     h.settle()
-    assert set(h.world) == {"r0"} and h.world["r0"].ready_replicas == 10
+    assert set(h.pods) == {"r0"} and h.pods["r0"].ready_replicas == 10
     assert h.status.phase == "RolledBack"  # and it stays aborted: no automatic retry
     assert h.status.rollout is not None and h.status.rollout.aborted
 
@@ -317,7 +232,7 @@ def test_inconclusive_analysis_pauses_and_never_promotes() -> None:
     h = stable_at(Harness(make_spec(weight(10), analysis("30s"))))  # inconclusiveLimit 3
     h.deploy("r1")
     h.run()
-    plans = h.measure_until("Inconclusive", 3)
+    plans = h.measure("Inconclusive", 3)
     assert reasons(plans[2])[-1] == "InconclusiveAnalysis"
     assert h.status.phase == "Paused"
     assert h.status.rollout is not None
@@ -332,7 +247,7 @@ def test_inconclusive_analysis_pauses_and_never_promotes() -> None:
     assert "RolloutResumed" in reasons(plan)
     assert h.status.rollout is not None and h.status.rollout.analysis is not None
     assert h.status.rollout.analysis.inconclusives == 0
-    plans = h.measure_until("Successful", 1)
+    plans = h.measure("Successful", 1)
     assert "AnalysisPassed" in reasons(plans[0])
 
 
@@ -340,11 +255,11 @@ def test_prometheus_errors_pause_and_a_success_resets_the_streak() -> None:
     h = stable_at(Harness(make_spec(weight(10), analysis("5m"))))  # consecutiveErrorLimit 4
     h.deploy("r1")
     h.run()
-    h.measure_until("Error", 3)
-    h.measure_until("Successful", 1)
+    h.measure("Error", 3)
+    h.measure("Successful", 1)
     assert h.status.rollout is not None and h.status.rollout.analysis is not None
     assert h.status.rollout.analysis.consecutive_errors == 0
-    plans = h.measure_until("Error", 4)
+    plans = h.measure("Error", 4)
     assert reasons(plans[-1])[-1] == "AnalysisError"
     paused = plans[-1].status.rollout
     assert paused is not None and paused.pause_reason is not None
@@ -355,10 +270,10 @@ def test_an_error_as_last_measurement_blocks_passing() -> None:
     h = stable_at(Harness(make_spec(weight(10), analysis("30s"))))
     h.deploy("r1")
     h.run()
-    h.measure_until("Successful", 1)
-    plans = h.measure_until("Error", 1)
+    h.measure("Successful", 1)
+    plans = h.measure("Error", 1)
     assert "AnalysisPassed" not in reasons(plans[0])  # 30 s elapsed, but the last query failed
-    plans = h.measure_until("Successful", 1)
+    plans = h.measure("Successful", 1)
     assert "AnalysisPassed" in reasons(plans[0])
 
 
@@ -373,7 +288,7 @@ def test_abort_and_retry() -> None:
     assert routing(plan)[0] == SetWeight("r0", None, 0)
     assert reasons(plan) == ["RolloutAborted"] and h.status.phase == "RolledBack"
     h.settle()
-    assert set(h.world) == {"r0"} and h.status.rollout is not None
+    assert set(h.pods) == {"r0"} and h.status.rollout is not None
     plan = h.run(command=("pause", "p1"))
     assert reasons(plan) == ["CommandIgnored"]
     plan = h.run(command=("retry", "r1"))
@@ -413,13 +328,13 @@ def test_new_revision_mid_rollout_restarts_against_current_stable() -> None:
     h = stable_at(Harness(make_spec(weight(20), analysis("5m"))))
     h.deploy("r1")
     h.run()
-    h.measure_until("Successful", 2)
+    h.measure("Successful", 2)
     plan = h.deploy("r2")
     assert reasons(plan)[:2] == ["RevisionSuperseded", "RolloutStarted"]
     assert routing(plan) == [SetWeight("r0", None, 0), ScaleRevision("r1", 0), ScaleRevision("r2", 2)]
     assert (h.status.stable_revision, h.status.canary_revision, h.status.current_step) == ("r0", "r2", 0)
     h.settle()
-    assert "r1" not in h.world
+    assert "r1" not in h.pods
 
 
 def test_reverting_the_spec_cancels_the_rollout() -> None:
@@ -431,7 +346,7 @@ def test_reverting_the_spec_cancels_the_rollout() -> None:
     assert routing(plan) == [SetWeight("r0", None, 0), ScaleRevision("r1", 0)]
     assert h.status.rollout is None and h.status.canary_weight == 0
     h.settle()
-    assert set(h.world) == {"r0"} and h.status.phase == "Healthy"
+    assert set(h.pods) == {"r0"} and h.status.phase == "Healthy"
 
 
 def test_new_revision_after_an_abort_starts_fresh() -> None:
@@ -454,7 +369,7 @@ def test_gpu_budget_zero_shrinks_stable_first() -> None:
     h = stable_at(Harness(spec))
     plan = h.deploy("r1")
     assert routing(plan) == [ScaleRevision("r0", 2), ScaleRevision("r1", 0)]
-    h.world["r0"] = RevisionObservation(2, 2, True, None, 4)  # two stable pods still terminating
+    h.pods["r0"] = RevisionObservation(2, 2, True, None, 4)  # two stable pods still terminating
     h.frozen = {"r0"}
     assert routing(h.run()) == []
     h.frozen = set()
@@ -464,7 +379,7 @@ def test_gpu_budget_zero_shrinks_stable_first() -> None:
     assert routing(plan) == [SetWeight("r0", "r1", 50)]
     plan = h.run(command=("abort", "a"))
     assert routing(plan) == [SetWeight("r0", None, 0), ScaleRevision("r1", 0)]  # canary down first
-    h.world["r1"] = RevisionObservation(0, 0, False, None, 2)
+    h.pods["r1"] = RevisionObservation(0, 0, False, None, 2)
     h.frozen = {"r1"}
     assert routing(h.run()) == []
     h.frozen = set()

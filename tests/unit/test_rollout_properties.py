@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -42,19 +42,16 @@ from modeldeploy.api.spec import (
     GatewayApiRouting,
     GpuSpec,
     ModelDeploymentSpec,
-    ModelSpec,
     PauseStep,
     ReplicasRouting,
-    Resources,
     Rollout,
     SetCanaryScale,
     TrafficRouting,
 )
-from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
+from modeldeploy.api.status import ModelDeploymentStatus, Verdict
 from modeldeploy.rollout import (
     Command,
     DeleteRevision,
-    EmitEvent,
     Observations,
     Plan,
     RevisionObservation,
@@ -67,9 +64,11 @@ from modeldeploy.rollout import (
 from modeldeploy.rollout.replicas import surge_limit
 from modeldeploy.rollout.types import COMMAND_KINDS, CommandKind
 
+from rollout_builders import T0, build_spec, measurements
+from rollout_builders import reasons as events
+
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SEVERITY: tuple[Verdict, ...] = ("Error", "Failed", "Inconclusive", "Successful")
 VERDICTS: list[Verdict] = [
     "Successful",
@@ -132,13 +131,7 @@ def specs(draw: st.DrawFn) -> ModelDeploymentSpec:
         ),
         analysis=draw(analyses),
     )
-    return ModelDeploymentSpec(
-        runtime="triton",
-        model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"),
-        replicas=draw(st.integers(1, 5)),
-        resources=Resources(gpu=gpu),
-        rollout=rollout,
-    )
+    return build_spec(rollout, replicas=draw(st.integers(1, 5)), gpu=gpu)
 
 
 # --- random events -------------------------------------------------------------------------------
@@ -230,20 +223,7 @@ class World:
         return sum(max(w.spec, w.pods, w.ready) for w in self.workloads.values())
 
 
-def results(revision: str, verdicts: tuple[Verdict, ...], now: datetime) -> list[Measurement]:
-    return [
-        Measurement(
-            guardrail=f"g{i}", revision=revision, value=0.5, threshold="<= 1", verdict=v, at=now.isoformat()
-        )
-        for i, v in enumerate(verdicts)
-    ]
-
-
 # --- invariants ----------------------------------------------------------------------------------
-
-
-def events(plan: Plan) -> list[str]:
-    return [a.reason for a in plan.actions if isinstance(a, EmitEvent)]
 
 
 @dataclass
@@ -369,7 +349,11 @@ def simulate(spec: ModelDeploymentSpec, script: list[Tick], roundtrip: bool) -> 
         elif tick.revision == "revert" and status.stable_revision is not None:
             desired = status.stable_revision
         due = measurement_due(spec, status, now)
-        measured = results(status.rollout.revision, tick.verdicts, now) if due and status.rollout else []
+        measured = (
+            measurements(status.rollout.revision, tick.verdicts, now.isoformat())
+            if due and status.rollout
+            else []
+        )
         command = None
         if tick.command is not None:
             same = tick.repeat_command and last_command is not None and last_command.kind == tick.command
@@ -447,9 +431,7 @@ def test_good_measurements_and_patience_always_promote(spec: ModelDeploymentSpec
 
 def test_event_reasons_are_camel_case() -> None:
     reasons: Counter[str] = Counter()
-    fixed = ModelDeploymentSpec(
-        runtime="triton", model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"), replicas=2
-    )
+    fixed = build_spec(replicas=2)
     script = [Tick(20, 1, ("Successful",), None, False, "new" if i == 2 else "same") for i in range(40)]
     for plan in simulate(fixed, script, roundtrip=False).plans:
         reasons.update(events(plan))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modeldeploy.api.spec import GpuSpec, ModelDeploymentSpec, ModelSpec, Resources, Rollout
+from modeldeploy.api.spec import GpuSpec, ModelDeploymentSpec, Rollout
 from modeldeploy.rollout.replicas import (
     capped_stable,
     extra_gpus,
@@ -15,17 +15,13 @@ from modeldeploy.rollout.replicas import (
 )
 from modeldeploy.rollout.types import DeleteRevision, RevisionObservation, ScaleRevision
 
+from rollout_builders import build_spec
+
 pytestmark = pytest.mark.unit
 
 
 def spec(replicas: int = 4, gpu: GpuSpec | None = None, budget: int | None = None) -> ModelDeploymentSpec:
-    return ModelDeploymentSpec(
-        runtime="triton",
-        model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"),
-        replicas=replicas,
-        resources=Resources(gpu=gpu),
-        rollout=Rollout(max_surge_gpus=budget),
-    )
+    return build_spec(Rollout(max_surge_gpus=budget), replicas=replicas, gpu=gpu)
 
 
 @pytest.mark.parametrize(
