@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from harness import Load, World
 from harness.recorder import Recorder
 from modeldeploy_testing.cluster import REPO, Cluster, Prometheus, poll
@@ -37,7 +38,12 @@ ANALYSIS = {
         {"name": "p99-latency", "template": "latency-p99-ms", "max": 500},
     ],
 }
-STEPS = [{"setWeight": 25}, {"analysis": {"duration": "9s"}}, {"setWeight": 50}, {"analysis": {"duration": "9s"}}]
+STEPS = [
+    {"setWeight": 25},
+    {"analysis": {"duration": "9s"}},
+    {"setWeight": 50},
+    {"analysis": {"duration": "9s"}},
+]
 
 
 def manifest(name: str, version: str, **rollout: Any) -> dict[str, Any]:
@@ -78,7 +84,9 @@ def record_figure(key: str, value: Any) -> None:
 class Env:
     """One test's world: harness servers, load, and a recorder of the rollout."""
 
-    def __init__(self, cluster: Cluster, ns: str, api: Any, prometheus: Prometheus, op: OperatorProcess) -> None:
+    def __init__(
+        self, cluster: Cluster, ns: str, api: Any, prometheus: Prometheus, op: OperatorProcess
+    ) -> None:
         assert cluster.prometheus_targets_dir is not None
         self.cluster, self.ns, self.api, self.prometheus, self.operator = cluster, ns, api, prometheus, op
         self.world = World(cluster.kubeconfig, cluster.prometheus_targets_dir, namespace=ns).start()
@@ -109,7 +117,11 @@ class Env:
         return rec
 
     def canary(self, name: str, timeout: float = 60) -> str:
-        rev: str = poll(f"{name} canary", lambda: status(self.cluster, self.ns, name).get("canaryRevision"), timeout=timeout)
+        rev: str = poll(
+            f"{name} canary",
+            lambda: status(self.cluster, self.ns, name).get("canaryRevision"),
+            timeout=timeout,
+        )
         return rev
 
     def close(self) -> None:
@@ -164,11 +176,22 @@ def test_healthy_canary_walks_every_step_and_becomes_stable(env: Env) -> None:
     assert all(m["verdict"] != "Failed" for m in rec.measurements)
     assert any(m["verdict"] == "Successful" and m["revision"] == new for m in rec.measurements)
     # the old revision's workload is removed
-    poll("old revision removed", lambda: env.cluster.kubectl(
-        "get", "deploy", f"good-{old}", "-n", env.ns, check=False).returncode != 0, timeout=60)
+    poll(
+        "old revision removed",
+        lambda: (
+            env.cluster.kubectl("get", "deploy", f"good-{old}", "-n", env.ns, check=False).returncode != 0
+        ),
+        timeout=60,
+    )
     configured = 9 + 9  # the two analysis steps
-    record_figure("healthy_canary_seconds", {"total": round(elapsed, 1), "configured_analysis": configured,
-                                             "per_step_overhead": round((elapsed - configured) / len(STEPS), 2)})
+    record_figure(
+        "healthy_canary_seconds",
+        {
+            "total": round(elapsed, 1),
+            "configured_analysis": configured,
+            "per_step_overhead": round((elapsed - configured) / len(STEPS), 2),
+        },
+    )
 
 
 # --- 2. a bad canary is rolled back by itself --------------------------------------------------------
@@ -183,19 +206,27 @@ def test_bad_canary_is_rolled_back_automatically(env: Env) -> None:
     env.deploy(manifest("bad", "2"))
     canary = env.canary("bad")
     env.world.set_behavior(env.ns, "bad", canary, error_rate=0.2)
-    query = (
-        f'sum(increase(nv_inference_request_failure{{namespace="{env.ns}",md="bad",revision="{canary}"}}[30s]))'
+    selector = f'namespace="{env.ns}",md="bad",revision="{canary}"'
+    query = f"sum(increase(nv_inference_request_failure{{{selector}}}[30s]))"
+    poll(
+        "breach visible in Prometheus",
+        lambda: any(float(r["value"][1]) > 0 for r in env.prometheus.query(query)),
+        timeout=90,
+        interval=0.5,
     )
-    poll("breach visible in Prometheus", lambda: any(float(r["value"][1]) > 0 for r in env.prometheus.query(query)),
-         timeout=90, interval=0.5)
     breach = time.time()
 
     def back_on_stable() -> bool:
         st = status(env.cluster, env.ns, "bad")
         return st.get("phase") == "RolledBack" and st.get("canaryWeight") == 0
+
     poll("rolled back", back_on_stable, timeout=120, interval=0.25)
     rolled_back = time.time()
-    poll("stable at full capacity", lambda: status(env.cluster, env.ns, "bad").get("readyReplicas") == 4, timeout=60)
+    poll(
+        "stable at full capacity",
+        lambda: status(env.cluster, env.ns, "bad").get("readyReplicas") == 4,
+        timeout=60,
+    )
     st = status(env.cluster, env.ns, "bad")
     assert st["stableRevision"] == stable
     failed = [m for m in rec.measurements if m["verdict"] == "Failed"]
@@ -203,8 +234,11 @@ def test_bad_canary_is_rolled_back_automatically(env: Env) -> None:
     assert "RolledBack" in rec.reasons()
     assert (st.get("rollout") or {}).get("aborted") is True
     # traffic is back on stable: no ready endpoint of the Service belongs to the canary
-    pods = json.loads(env.cluster.kubectl("get", "pods", "-n", env.ns, "-l", f"modeldeploy.dev/revision={canary}",
-                                          "-o", "json").stdout)["items"]
+    pods = json.loads(
+        env.cluster.kubectl(
+            "get", "pods", "-n", env.ns, "-l", f"modeldeploy.dev/revision={canary}", "-o", "json"
+        ).stdout
+    )["items"]
     assert [p for p in pods if not p["metadata"].get("deletionTimestamp")] == []
     record_figure("rollback_seconds_after_breach", round(rolled_back - breach, 2))
 
@@ -220,15 +254,22 @@ def _prometheus_pid(cluster: Cluster) -> int:
 def test_prometheus_down_pauses_then_resumes(env: Env) -> None:
     if env.cluster.cluster_dir is None:
         pytest.skip("stops the local Prometheus")
-    env.deploy(manifest("promdown", "1", canary={"steps": [{"setWeight": 25}, {"analysis": {"duration": "30s"}}]}))
+    env.deploy(
+        manifest("promdown", "1", canary={"steps": [{"setWeight": 25}, {"analysis": {"duration": "30s"}}]})
+    )
     env.stable("promdown")
     env.load("promdown")
-    canary = bump(env, "promdown", "2", canary={"steps": [{"setWeight": 25}, {"analysis": {"duration": "30s"}}]})
+    canary = bump(
+        env, "promdown", "2", canary={"steps": [{"setWeight": 25}, {"analysis": {"duration": "30s"}}]}
+    )
     poll("a measurement", lambda: status(env.cluster, env.ns, "promdown").get("measurements"), timeout=60)
     os.kill(_prometheus_pid(env.cluster), signal.SIGKILL)
     try:
-        paused = poll("paused", lambda: (status(env.cluster, env.ns, "promdown").get("rollout") or {}).get("paused"),
-                      timeout=60)
+        paused = poll(
+            "paused",
+            lambda: (status(env.cluster, env.ns, "promdown").get("rollout") or {}).get("paused"),
+            timeout=60,
+        )
         assert paused
         st = status(env.cluster, env.ns, "promdown")
         assert st["phase"] == "Paused" and st["canaryRevision"] == canary
@@ -237,10 +278,18 @@ def test_prometheus_down_pauses_then_resumes(env: Env) -> None:
         time.sleep(2 * INTERVAL)
         assert status(env.cluster, env.ns, "promdown")["stableRevision"] != canary  # never promoted
     finally:
-        subprocess.run(["bash", str(REPO / "e2e/cluster.sh"), "up"], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["bash", str(REPO / "e2e/cluster.sh"), "up"], check=True, capture_output=True, timeout=300
+        )
     poll("Prometheus ready", env.prometheus.ready, timeout=60)
-    env.cluster.kubectl("annotate", "md/promdown", "-n", env.ns, "--overwrite",
-                        f"modeldeploy.dev/command=resume/{time.time_ns()}")
+    env.cluster.kubectl(
+        "annotate",
+        "md/promdown",
+        "-n",
+        env.ns,
+        "--overwrite",
+        f"modeldeploy.dev/command=resume/{time.time_ns()}",
+    )
     assert env.stable("promdown", timeout=180) == canary
 
 
@@ -251,7 +300,11 @@ def test_no_traffic_is_inconclusive_and_pauses(env: Env) -> None:
     env.deploy(manifest("quiet", "1"))
     stable = env.stable("quiet")
     canary = bump(env, "quiet", "2")  # no load at all
-    poll("paused", lambda: (status(env.cluster, env.ns, "quiet").get("rollout") or {}).get("paused"), timeout=90)
+    poll(
+        "paused",
+        lambda: (status(env.cluster, env.ns, "quiet").get("rollout") or {}).get("paused"),
+        timeout=90,
+    )
     st = status(env.cluster, env.ns, "quiet")
     assert st["phase"] == "Paused" and st["stableRevision"] == stable and st["canaryRevision"] == canary
     assert "nconclusive" in st["rollout"]["pauseReason"]
@@ -264,9 +317,15 @@ def test_no_traffic_is_inconclusive_and_pauses(env: Env) -> None:
 
 def bluegreen(name: str, version: str, post: str = "9s") -> dict[str, Any]:
     return manifest(
-        name, version, strategy="blueGreen",
-        blueGreen={"prePromotionAnalysis": {"duration": "6s"}, "postPromotionAnalysis": {"duration": post},
-                   "autoPromote": True, "scaleDownDelaySeconds": 5},
+        name,
+        version,
+        strategy="blueGreen",
+        blueGreen={
+            "prePromotionAnalysis": {"duration": "6s"},
+            "postPromotionAnalysis": {"duration": post},
+            "autoPromote": True,
+            "scaleDownDelaySeconds": 5,
+        },
     )
 
 
@@ -287,8 +346,11 @@ def test_blue_green_good_is_promoted(env: Env) -> None:
     assert env.stable("bg", timeout=180) == green
     assert _active_selector(env, "bg") == green
     assert "RolloutPromoted" in rec.reasons()
-    poll("blue scaled down", lambda: env.cluster.kubectl("get", "deploy", f"bg-{blue}", "-n", env.ns,
-                                                         check=False).returncode != 0, timeout=90)
+    poll(
+        "blue scaled down",
+        lambda: env.cluster.kubectl("get", "deploy", f"bg-{blue}", "-n", env.ns, check=False).returncode != 0,
+        timeout=90,
+    )
 
 
 def test_blue_green_bad_after_promotion_switches_back(env: Env) -> None:
@@ -300,7 +362,11 @@ def test_blue_green_bad_after_promotion_switches_back(env: Env) -> None:
     green = env.canary("bgbad")
     poll("switched to green", lambda: _active_selector(env, "bgbad") == green, timeout=120)
     env.world.set_behavior(env.ns, "bgbad", green, error_rate=0.5)
-    poll("switched back", lambda: status(env.cluster, env.ns, "bgbad").get("phase") == "RolledBack", timeout=120)
+    poll(
+        "switched back",
+        lambda: status(env.cluster, env.ns, "bgbad").get("phase") == "RolledBack",
+        timeout=120,
+    )
     assert _active_selector(env, "bgbad") == blue
     assert status(env.cluster, env.ns, "bgbad")["stableRevision"] == blue
 
@@ -314,11 +380,20 @@ def test_new_revision_mid_canary_restarts_against_stable(env: Env) -> None:
     env.load("third")
     rec = env.record("third")
     second = bump(env, "third", "2")
-    poll("second at step 1+", lambda: (status(env.cluster, env.ns, "third").get("currentStep") or 0) >= 1, timeout=60)
+    poll(
+        "second at step 1+",
+        lambda: (status(env.cluster, env.ns, "third").get("currentStep") or 0) >= 1,
+        timeout=60,
+    )
     env.deploy(manifest("third", "3"))
-    third = poll("third revision", lambda: (status(env.cluster, env.ns, "third").get("canaryRevision")
-                                            not in (None, second)) and status(env.cluster, env.ns, "third")[
-        "canaryRevision"], timeout=60)
+    third = poll(
+        "third revision",
+        lambda: (
+            (status(env.cluster, env.ns, "third").get("canaryRevision") not in (None, second))
+            and status(env.cluster, env.ns, "third")["canaryRevision"]
+        ),
+        timeout=60,
+    )
     st = status(env.cluster, env.ns, "third")
     assert st["stableRevision"] == stable and st["currentStep"] in (0, 1)
     assert env.stable("third", timeout=180) == third
@@ -335,7 +410,11 @@ def test_operator_restart_resumes_at_the_same_step(env: Env) -> None:
     env.load("restart")
     rec = env.record("restart")
     new = bump(env, "restart", "2")
-    poll("in an analysis step", lambda: status(env.cluster, env.ns, "restart").get("currentStep") == 1, timeout=60)
+    poll(
+        "in an analysis step",
+        lambda: status(env.cluster, env.ns, "restart").get("currentStep") == 1,
+        timeout=60,
+    )
     before = status(env.cluster, env.ns, "restart")
     env.operator.restart()  # SIGKILL, then start again
     after = status(env.cluster, env.ns, "restart")
@@ -343,7 +422,9 @@ def test_operator_restart_resumes_at_the_same_step(env: Env) -> None:
     assert env.stable("restart", timeout=180) == new
     rec.stop()
     steps = [s for s in rec.distinct("step") if s is not None]
-    assert steps[:4] == [0, 1, 2, 3] and steps == sorted(set(steps)), f"a step was repeated or skipped: {steps}"
+    assert steps[:4] == [0, 1, 2, 3] and steps == sorted(set(steps)), (
+        f"a step was repeated or skipped: {steps}"
+    )
     advanced = [e["message"] for e in rec.events if e["reason"] == "StepAdvanced"]
     assert len(advanced) == len(set(advanced)) == 4, advanced
     assert rec.reasons().count("RolloutPromoted") == 1
@@ -355,8 +436,12 @@ def test_operator_restart_resumes_at_the_same_step(env: Env) -> None:
 def command(env: Env, name: str, verb: str) -> None:
     exe = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "kubectl-modeldeploy"
     exe = exe if exe.exists() else REPO / ".venv" / "bin" / "kubectl-modeldeploy"
-    subprocess.run([str(exe), verb, name, "-n", env.ns, "--kubeconfig", str(env.cluster.kubeconfig)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [str(exe), verb, name, "-n", env.ns, "--kubeconfig", str(env.cluster.kubeconfig)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
 
 
 def test_manual_commands_never_change_the_spec(env: Env) -> None:
@@ -365,24 +450,44 @@ def test_manual_commands_never_change_the_spec(env: Env) -> None:
     env.stable("manual")
     env.load("manual")
     canary = bump(env, "manual", "2", canary={"steps": steps})
-    poll("waiting at the first pause", lambda: status(env.cluster, env.ns, "manual").get("currentStep") == 1,
-         timeout=60)
+    poll(
+        "waiting at the first pause",
+        lambda: status(env.cluster, env.ns, "manual").get("currentStep") == 1,
+        timeout=60,
+    )
     spec_before = md(env.cluster, env.ns, "manual")["spec"]
     generation = md(env.cluster, env.ns, "manual")["metadata"]["generation"]
 
     command(env, "manual", "promote")
     poll("next pause", lambda: status(env.cluster, env.ns, "manual").get("currentStep") == 3, timeout=60)
     command(env, "manual", "pause")
-    poll("paused", lambda: (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("paused"), timeout=30)
+    poll(
+        "paused",
+        lambda: (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("paused"),
+        timeout=30,
+    )
     command(env, "manual", "resume")
-    poll("resumed", lambda: not (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("paused"),
-         timeout=30)
+    poll(
+        "resumed",
+        lambda: not (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("paused"),
+        timeout=30,
+    )
     command(env, "manual", "abort")
-    poll("aborted", lambda: (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("aborted"), timeout=30)
+    poll(
+        "aborted",
+        lambda: (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("aborted"),
+        timeout=30,
+    )
     assert status(env.cluster, env.ns, "manual")["canaryWeight"] == 0
     command(env, "manual", "retry")
-    poll("retried from step 0", lambda: status(env.cluster, env.ns, "manual").get("currentStep") == 1 and not (
-        status(env.cluster, env.ns, "manual").get("rollout") or {}).get("aborted"), timeout=60)
+    poll(
+        "retried from step 0",
+        lambda: (
+            status(env.cluster, env.ns, "manual").get("currentStep") == 1
+            and not (status(env.cluster, env.ns, "manual").get("rollout") or {}).get("aborted")
+        ),
+        timeout=60,
+    )
     command(env, "manual", "promote-full")
     assert env.stable("manual", timeout=120) == canary
 
@@ -395,10 +500,18 @@ def test_manual_commands_never_change_the_spec(env: Env) -> None:
 
 def test_gateway_api_route_weights_follow_the_steps(env: Env) -> None:
     if env.cluster.kubectl("get", "crd", "httproutes.gateway.networking.k8s.io", check=False).returncode != 0:
-        pytest.fail("the Gateway API CRDs are not installed in this cluster (e2e/cluster.sh up installs them)")
+        pytest.fail(
+            "the Gateway API CRDs are not installed in this cluster (e2e/cluster.sh up installs them)"
+        )
     routing = {"gatewayAPI": {"httpRoute": "gw-route"}}
-    steps = [{"setWeight": 10}, {"analysis": {"duration": "6s"}}, {"setWeight": 40},
-             {"analysis": {"duration": "6s"}}, {"setWeight": 70}, {"analysis": {"duration": "6s"}}]
+    steps = [
+        {"setWeight": 10},
+        {"analysis": {"duration": "6s"}},
+        {"setWeight": 40},
+        {"analysis": {"duration": "6s"}},
+        {"setWeight": 70},
+        {"analysis": {"duration": "6s"}},
+    ]
     env.deploy(manifest("gw", "1", trafficRouting=routing, canary={"steps": steps}))
     env.stable("gw")
     env.load("gw")
@@ -412,4 +525,4 @@ def test_gateway_api_route_weights_follow_the_steps(env: Env) -> None:
             w = dict(weights).get("gw-canary", 0)
             if not canary_weights or canary_weights[-1] != w:
                 canary_weights.append(w)
-    assert [w for w in canary_weights if w] [:3] == [10, 40, 70], canary_weights
+    assert [w for w in canary_weights if w][:3] == [10, 40, 70], canary_weights
