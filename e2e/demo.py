@@ -47,6 +47,8 @@ NAMESPACE = "modeldeploy-demo"
 SAMPLE = REPO / "e2e" / "samples" / "fraud-detector.yaml"
 RPS = 40.0  # client load on the ModelDeployment's Service
 BAD_ERROR_RATE = 0.2
+GOOD = Behavior(latency_ms=20)  # how every revision's model servers answer unless told otherwise
+BAD = GOOD.with_changes(error_rate=BAD_ERROR_RATE)
 DECISIONS = {
     "RolloutPromoted",
     "RolledBack",
@@ -256,6 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         cluster = connect(start=False)
     except ClusterUnavailable as e:
         raise DemoFailed(f"no local cluster: {e}") from e
+    cleanup.cluster = cluster
     if cluster.cluster_dir is None or cluster.prometheus_targets_dir is None or not cluster.prometheus_url:
         raise DemoFailed("the local cluster has no Prometheus (run: bash e2e/cluster.sh up)")
     out(f"cluster: {cluster.kubeconfig}  prometheus: {cluster.prometheus_url}")
@@ -277,7 +280,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         f"log: {op.log_path}"
     )
 
-    world = World(cluster.kubeconfig, cluster.prometheus_targets_dir, namespace=NAMESPACE)
+    world = World(
+        cluster.kubeconfig, cluster.prometheus_targets_dir, namespace=NAMESPACE, default_behavior=GOOD
+    )
     cleanup.world = world
     world.start()
     out("harness started: a fake Triton server for every Ready serving pod, scraped by Prometheus")
@@ -365,8 +370,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     )
     # Race-free: the stable keeps answering well; any new revision's servers start bad, so the
     # canary is bad from its first request. Once its id is known it gets its own behaviour.
-    world.set_behavior(NAMESPACE, name, good, error_rate=0.0)
-    world.default_behavior = Behavior(error_rate=BAD_ERROR_RATE)
+    world.set_behavior(NAMESPACE, name, good, GOOD)
+    world.default_behavior = BAD
     started = time.monotonic()
     cluster.apply(bad_body, namespace=NAMESPACE)
     bad = wait_until(
@@ -377,8 +382,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         lambda s: None,
         timeout=60,
     )["canaryRevision"]
-    world.set_behavior(NAMESPACE, name, bad, error_rate=BAD_ERROR_RATE)
-    world.default_behavior = Behavior()
+    world.set_behavior(NAMESPACE, name, bad, BAD)
+    world.default_behavior = GOOD
     out(f"harness: canary {bad} fails {BAD_ERROR_RATE:.0%} of its requests", "harness")
 
     def bad_problem(s: dict[str, Any]) -> str | None:
@@ -439,6 +444,8 @@ class Cleanup:
         self.world: World | None = None
         self.operator: OperatorProcess | None = None
         self.api: Any = None
+        self.cluster: Cluster | None = None
+        self.delete_namespace = False
 
     def __call__(self) -> None:
         for what, stop in (
@@ -447,11 +454,25 @@ class Cleanup:
             ("harness", lambda: self.world and self.world.stop()),
             ("operator", lambda: self.operator and self.operator.stop()),
             ("api client", lambda: self.api and self.api.close()),
+            ("namespace", self._delete_namespace),
         ):
             try:
                 stop()
             except Exception as e:  # keep stopping the rest
                 print(f"demo: stopping the {what} failed: {e}", file=sys.stderr, flush=True)
+
+    def _delete_namespace(self) -> None:
+        if self.delete_namespace and self.cluster is not None:
+            out(f"deleting namespace {NAMESPACE} (frees its GPUs)")
+            self.cluster.kubectl(
+                "delete",
+                "namespace",
+                NAMESPACE,
+                "--ignore-not-found",
+                "--wait=true",
+                "--timeout=120s",
+                timeout=150,
+            )
 
 
 cleanup = Cleanup()
@@ -465,7 +486,14 @@ def main(argv: list[str] | None = None) -> int:
         default=180,
         help="seconds each phase (first deploy, good rollout, bad rollout) may take (default 180)",
     )
+    p.add_argument(
+        "--delete-namespace",
+        action="store_true",
+        help=f"delete namespace {NAMESPACE} on exit instead of leaving it to look around "
+        "(frees its GPUs for the test suite; the e2e test of the demo uses it)",
+    )
     args = p.parse_args(argv)
+    cleanup.delete_namespace = args.delete_namespace
     signal.signal(signal.SIGTERM, on_sigterm)
     print(
         f"modeldeploy demo: canary rollouts judged by Prometheus guardrails (times are UTC; "
@@ -505,13 +533,17 @@ def main(argv: list[str] | None = None) -> int:
         print("demo: FAILED (see the line above); the operator's log says more", file=sys.stderr)
     if cleanup.operator is not None:
         print(f"operator log: {cleanup.operator.log_path}")
-    print(
-        f"stopped the load, the harness and the operator; the cluster keeps running. Look around:\n"
-        f"  source .cluster/env; kubectl get md -n {NAMESPACE}\n"
-        f"  kubectl describe md -n {NAMESPACE}; kubectl get events -n {NAMESPACE} "
-        "--sort-by=.metadata.creationTimestamp\n"
-        f"  (nothing reconciles {NAMESPACE} now; stop the cluster with: bash e2e/cluster.sh down)"
-    )
+    print("stopped the load, the harness and the operator; the cluster keeps running.")
+    if not args.delete_namespace:
+        print(
+            f"Look around:\n"
+            f"  source .cluster/env; kubectl get md -n {NAMESPACE}\n"
+            f"  kubectl describe md -n {NAMESPACE}; kubectl get events -n {NAMESPACE} "
+            "--sort-by=.metadata.creationTimestamp\n"
+            f"Nothing reconciles {NAMESPACE} now, and its pods hold 4 of the cluster's 8 (simulated) GPUs:\n"
+            f"free them before running the e2e tests: kubectl delete namespace {NAMESPACE}\n"
+            "Stop the cluster with: bash e2e/cluster.sh down"
+        )
     return code
 
 

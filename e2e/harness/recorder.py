@@ -83,9 +83,12 @@ class Recorder:
 
         custom: Any = client.CustomObjectsApi(self.api)
         core: Any = client.CoreV1Api(self.api)
-        while not self._stop.is_set():
+        while True:
+            stopping = self._stop.is_set()
             with contextlib.suppress(Exception):  # a transient API error must not end the recording
                 self._poll(custom, core)
+            if stopping:
+                return  # one last poll after stop(), so nothing written before it is missed
             self._stop.wait(self.interval)
 
     def _poll(self, custom: Any, core: Any) -> None:
