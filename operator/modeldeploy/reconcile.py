@@ -369,8 +369,12 @@ class Reconciler:
                 self._write("create", "Event")
                 self.kube.event(md, action.type, action.reason, action.message, action="Rollout")
             elif isinstance(action, Log):
-                DECISIONS.labels(action=str(action.fields.get("action", "pass"))).inc()
-                decisions_log.info(
+                decided = action.fields.get("decision") or action.fields.get("actions")
+                if decided:
+                    DECISIONS.labels(action=str(action.fields.get("decision") or "act")).inc()
+                # one INFO line per decision; passes that change nothing are DEBUG
+                decisions_log.log(
+                    logging.INFO if decided else logging.DEBUG,
                     "decision",
                     extra={"namespace": owner.namespace, "md": owner.name, "decision": dict(action.fields)},
                 )
