@@ -448,16 +448,18 @@ class Cleanup:
         self.delete_namespace = False
 
     def __call__(self) -> None:
-        for what, stop in (
-            ("recorder", lambda: self.recorder and self.recorder.stop()),
-            ("load", lambda: self.load and self.load.stop()),
-            ("harness", lambda: self.world and self.world.stop()),
-            ("operator", lambda: self.operator and self.operator.stop()),
-            ("api client", lambda: self.api and self.api.close()),
+        steps: list[tuple[str, Callable[[], object] | None]] = [
+            ("recorder", self.recorder.stop if self.recorder else None),
+            ("load", self.load.stop if self.load else None),
+            ("harness", self.world.stop if self.world else None),
+            ("operator", self.operator.stop if self.operator else None),
+            ("api client", self.api.close if self.api is not None else None),
             ("namespace", self._delete_namespace),
-        ):
+        ]
+        for what, stop in steps:
             try:
-                stop()
+                if stop is not None:
+                    stop()
             except Exception as e:  # keep stopping the rest
                 print(f"demo: stopping the {what} failed: {e}", file=sys.stderr, flush=True)
 

@@ -256,6 +256,12 @@ def test_bad_canary_is_rolled_back_automatically(env: Env) -> None:
     )["items"]
     assert [p for p in pods if not p["metadata"].get("deletionTimestamp")] == []
     record_figure("rollback_seconds_after_breach", round(rolled_back - breach, 2))
+    if env.cluster.audit_log is not None:  # after the rollback the operator settles: no write loop
+        time.sleep(3)
+        since = env.operator.audit_offset()
+        time.sleep(10)
+        writes = env.operator.writes(env.ns, since)
+        assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
 
 
 # --- 3. Prometheus down: pause, never promote --------------------------------------------------------

@@ -349,11 +349,13 @@ class Reconciler:
         status: ModelDeploymentStatus,
     ) -> None:
         scaled: dict[str, int] = {}
+        deleted: set[str] = set()
         for action in actions:
             if isinstance(action, ScaleRevision):
                 scaled[action.revision] = action.replicas
                 self._scale(owner, runtime, templates, world, action.revision, action.replicas)
             elif isinstance(action, DeleteRevision):
+                deleted.add(action.revision)
                 self._delete_revision(owner, action.revision)
             elif isinstance(action, SetWeight):
                 self._route(
@@ -378,16 +380,17 @@ class Reconciler:
                     "decision",
                     extra={"namespace": owner.namespace, "md": owner.name, "decision": dict(action.fields)},
                 )
-        # Level: every revision in use has its workload, at the replicas last asked for.
-        for revision, dep in world.deployments.items():
-            if revision in scaled or revision not in templates:
-                continue
-            self._scale(owner, runtime, templates, world, revision, int(dep["spec"].get("replicas", 0)))
+        # Level: every revision in use has its workload (repaired if edited or deleted by hand), at
+        # the replicas last asked for. Revisions no longer in use (an aborted canary, a replaced
+        # stable) are only ever scaled down and deleted by the rollout, never re-created here.
         for revision in _revisions_in_use(status):
-            if revision not in world.deployments and revision not in scaled and revision in templates:
-                self._scale(
-                    owner, runtime, templates, world, revision, _level_replicas(spec, status, revision)
-                )
+            if revision in scaled or revision in deleted or revision not in templates:
+                continue
+            live = world.deployments.get(revision)
+            replicas = (
+                int(live["spec"].get("replicas", 0)) if live else _level_replicas(spec, status, revision)
+            )
+            self._scale(owner, runtime, templates, world, revision, replicas)
 
     def _scale(
         self,

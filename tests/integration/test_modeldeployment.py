@@ -233,22 +233,6 @@ def test_drift_is_repaired(cluster: Cluster, namespace: str, operator_log: Opera
     )
 
 
-def _operator_writes(cluster: Cluster, user: str, namespace: str, since: int) -> list[dict[str, Any]]:
-    assert cluster.audit_log is not None, "the audit log is only available on the local control plane"
-    writes = []
-    with cluster.audit_log.open("rb") as f:
-        f.seek(since)
-        for line in f:
-            event = json.loads(line)
-            if (
-                event["user"]["username"] == user
-                and event["verb"] in ("create", "update", "patch", "delete")
-                and f"/namespaces/{namespace}/" in event["requestURI"]
-            ):
-                writes.append(event)
-    return writes
-
-
 def test_steady_state_makes_zero_writes(
     cluster: Cluster, namespace: str, operator_log: OperatorProcess
 ) -> None:
@@ -262,7 +246,7 @@ def test_steady_state_makes_zero_writes(
     start = cluster.audit_log.stat().st_size
     before = operator_log.metric("modeldeploy_reconciles_total")
     time.sleep(60)
-    writes = _operator_writes(cluster, operator_log.user, namespace, start)
+    writes = operator_log.writes(namespace, start)
     assert writes == [], [w["requestURI"] for w in writes]
     # ... while it kept reconciling (resync every 5 s): the zero is not from an idle operator.
     assert operator_log.metric("modeldeploy_reconciles_total") - before >= 10

@@ -165,6 +165,27 @@ class OperatorProcess:
         # RBAC denials read 'is forbidden: User "system:serviceaccount:..." cannot <verb> resource ...'
         return [line for line in text.splitlines() if "is forbidden: User" in line]
 
+    def audit_offset(self) -> int:
+        """Where the API server's audit log ends now (local control plane only)."""
+        assert self.cluster.audit_log is not None, "the audit log exists only on the local control plane"
+        return self.cluster.audit_log.stat().st_size
+
+    def writes(self, namespace: str, since: int) -> list[dict[str, Any]]:
+        """Write calls this operator made in ``namespace`` since audit-log offset ``since``."""
+        assert self.cluster.audit_log is not None, "the audit log exists only on the local control plane"
+        found = []
+        with self.cluster.audit_log.open("rb") as f:
+            f.seek(since)
+            for line in f:
+                event = json.loads(line)
+                if event["user"]["username"] != self.user:
+                    continue
+                if event["verb"] in ("create", "update", "patch", "delete") and (
+                    f"/namespaces/{namespace}/" in event["requestURI"]
+                ):
+                    found.append(event)
+        return found
+
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             body = r.read().decode()
