@@ -42,9 +42,7 @@ def install_manifests(cluster: Cluster) -> None:
         "apply", "--server-side", "--force-conflicts", "-k", str(REPO / "manifests/overlays/local")
     )
     for crd in ("modeldeployments", "clusterrolloutpolicies", "rolloutpolicies"):
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd}.modeldeploy.dev", "--timeout=60s"
-        )
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.modeldeploy.dev", "--timeout=60s")
 
 
 def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
@@ -93,13 +91,20 @@ class OperatorProcess:
         exe = Path(sys.executable).with_name("modeldeploy-operator")
         args = [
             str(exe),
-            "--kubeconfig", str(self.kubeconfig),
-            "--prometheus-url", self.cluster.prometheus_url or "http://127.0.0.1:9",
-            "--metrics-port", str(self.metrics_port),
-            "--health-port", str(self.health_port),
-            "--bind-address", "127.0.0.1",
-            "--resync-seconds", str(self.resync_seconds),
-            "--log-format", "json",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--prometheus-url",
+            self.cluster.prometheus_url or "http://127.0.0.1:9",
+            "--metrics-port",
+            str(self.metrics_port),
+            "--health-port",
+            str(self.health_port),
+            "--bind-address",
+            "127.0.0.1",
+            "--resync-seconds",
+            str(self.resync_seconds),
+            "--log-format",
+            "json",
             *self.extra_args,
         ]
         log = self.log_path.open("ab")
@@ -207,6 +212,11 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     reconciles objects of another operator sharing the cluster, e.g. the demo's in modeldeploy-demo.
     """
     install_manifests(cluster)
+    # A finished demo leaves its namespace to look around in; its pods hold simulated GPUs the
+    # tests need (the GPU-budget test wants a whole node), so the test session clears it first.
+    cluster.kubectl(
+        "delete", "namespace", "modeldeploy-demo", "--ignore-not-found", "--wait=true", timeout=120
+    )
     proc = OperatorProcess(
         cluster,
         tmp_path_factory.mktemp("operator"),
