@@ -52,9 +52,9 @@ def build_registry(controller: Controller, api: Any) -> kopf.OperatorRegistry:
             controller.enqueue(kwargs["namespace"], owner)
 
     for group_version, plural in (("apps/v1", "deployments"), ("v1", "pods"), ("v1", "services")):
-        kopf.on.event(*_split(group_version), plural, labels=MANAGED, registry=registry, id=f"child-{plural}")(
-            child_event
-        )
+        kopf.on.event(
+            *_split(group_version), plural, labels=MANAGED, registry=registry, id=f"child-{plural}"
+        )(child_event)
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:

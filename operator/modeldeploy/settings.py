@@ -58,7 +58,9 @@ def _positive(value: str, what: str) -> float:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="modeldeploy-operator",
-        description="Runs the modeldeploy operator (every flag also reads MODELDEPLOY_<FLAG> from the environment).",
+        description=(
+            "Runs the modeldeploy operator (every flag also reads MODELDEPLOY_<FLAG> from the environment)."
+        ),
     )
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     p.add_argument(
@@ -67,14 +69,18 @@ def parser() -> argparse.ArgumentParser:
         dest="namespaces",
         help="namespace to watch; repeat for several (default: all; env MODELDEPLOY_NAMESPACES=a,b)",
     )
-    p.add_argument("--prometheus-url", help="Prometheus base URL for analysis (env MODELDEPLOY_PROMETHEUS_URL)")
+    p.add_argument(
+        "--prometheus-url", help="Prometheus base URL for analysis (env MODELDEPLOY_PROMETHEUS_URL)"
+    )
     p.add_argument("--log-format", choices=LOG_FORMATS, help="json (default) or text")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
     p.add_argument("--metrics-port", help="port of the /metrics endpoint (default 8080, 0 disables)")
     p.add_argument("--health-port", help="port of the /healthz liveness endpoint (default 8081, 0 disables)")
     p.add_argument("--bind-address", help="address the metrics and health endpoints listen on")
     p.add_argument("--resync-seconds", help="level-based resync period per ModelDeployment (default 30)")
-    p.add_argument("--image", action="append", default=[], help="runtime=image override, e.g. triton=my/triton:1")
+    p.add_argument(
+        "--image", action="append", default=[], help="runtime=image override, e.g. triton=my/triton:1"
+    )
     p.add_argument("--storage-initializer-image", help="image of the model storage initializer")
     return p
 
