@@ -542,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  source .cluster/env; kubectl get md -n {NAMESPACE}\n"
             f"  kubectl describe md -n {NAMESPACE}; kubectl get events -n {NAMESPACE} "
             "--sort-by=.metadata.creationTimestamp\n"
-            f"Nothing reconciles {NAMESPACE} now, and its pods hold 4 of the cluster's 8 (simulated) GPUs:\n"
-            f"free them before running the e2e tests: kubectl delete namespace {NAMESPACE}\n"
+            f"Nothing reconciles {NAMESPACE} now; its pods hold 4 of the cluster's 8 (simulated) GPUs until\n"
+            f"`bash e2e/test.sh` (or kubectl delete namespace {NAMESPACE}) clears it.\n"
             "Stop the cluster with: bash e2e/cluster.sh down"
         )
     return code
