@@ -182,3 +182,17 @@ def test_build_with_unreachable_proxy(tmp_path: Path) -> None:
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
     assert "cannot reach the Go module proxy http://127.0.0.1:" in err[0]
+
+
+def test_not_enough_disk_is_one_clear_line(
+    cluster_py: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = cluster_py.free_gib(tmp_path)
+    monkeypatch.setattr(cluster_py, "NEED_DISK_GIB", free + 1000)  # more than this disk has
+    with pytest.raises(cluster_py.ClusterError) as err:
+        cluster_py.check_disk([tmp_path / "cache" / "not-yet-created"])
+    message = str(err.value)
+    assert "\n" not in message
+    assert "GiB free at" in message and "point MODELDEPLOY_CACHE/GOCACHE elsewhere" in message
+    monkeypatch.setattr(cluster_py, "NEED_DISK_GIB", 0)
+    cluster_py.check_disk([tmp_path])  # enough: no error
