@@ -11,13 +11,14 @@ from typing import Any
 
 import kopf
 
+from modeldeploy.children.labels import DEPLOYMENT as OWNER_LABEL
+from modeldeploy.children.labels import MANAGED_BY, MANAGER
 from modeldeploy.controller import Controller
 from modeldeploy.kube.rest import MODELDEPLOYMENT
 
 log = logging.getLogger(__name__)
 
-MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
-OWNER_LABEL = "modeldeploy.dev/deployment"
+MANAGED = {MANAGED_BY: MANAGER}
 GROUP, VERSION = MODELDEPLOYMENT.api_version.split("/")
 
 
@@ -34,7 +35,7 @@ def build_registry(controller: Controller, api: Any) -> kopf.OperatorRegistry:
         settings.posting.enabled = False  # our own Events only, with greppable reasons
         settings.peering.standalone = True
         settings.watching.server_timeout = 300
-        selector = "app.kubernetes.io/managed-by=modeldeploy"
+        selector = f"{MANAGED_BY}={MANAGER}"
         for plural in ("apps/deployments", "pods"):
             settings.watching.label_selectors[plural] = selector
 

@@ -31,11 +31,14 @@ from modeldeploy.children import (
     build_deployment,
     build_hpa,
     build_service,
+    configmap_name,
+    deployment_name,
     revision_hash,
     selector_all,
     selector_string,
 )
-from modeldeploy.children.labels import REVISION
+from modeldeploy.children.labels import DEPLOYMENT as OWNER_LABEL
+from modeldeploy.children.labels import MANAGED_BY, MANAGER, REVISION
 from modeldeploy.cli.commands import COMMAND_ANNOTATION, CommandError, parse_command
 from modeldeploy.controller import GONE
 from modeldeploy.kube.diff import needs_apply
@@ -80,7 +83,6 @@ from modeldeploy.settings import Settings
 log = logging.getLogger("modeldeploy.reconcile")
 decisions_log = logging.getLogger("modeldeploy.decision")
 
-OWNER_LABEL = "modeldeploy.dev/deployment"
 
 
 def utcnow() -> datetime:
@@ -230,7 +232,7 @@ class Reconciler:
     # --- observe ---------------------------------------------------------------------------------
 
     def _observe(self, namespace: str, name: str) -> World:
-        selector = f"{OWNER_LABEL}={name},app.kubernetes.io/managed-by=modeldeploy"
+        selector = f"{OWNER_LABEL}={name},{MANAGED_BY}={MANAGER}"
         world = World()
         for dep in self.kube.list(DEPLOYMENT, namespace, selector):
             rev = dep["metadata"].get("labels", {}).get(REVISION)
@@ -419,8 +421,8 @@ class Reconciler:
         self._apply(build_deployment(owner, template, revision, replicas, rt, self.build))
 
     def _delete_revision(self, owner: OwnerInfo, revision: str) -> None:
-        dep_name = f"{owner.name}-{revision}"
-        for kind, name in ((DEPLOYMENT, dep_name), (CONFIGMAP, f"{dep_name}-config")):
+        names = (deployment_name(owner.name, revision), configmap_name(owner.name, revision))
+        for kind, name in zip((DEPLOYMENT, CONFIGMAP), names, strict=True):
             self._write("delete", kind.kind)
             self.kube.delete(kind, owner.namespace, name)
 
@@ -679,4 +681,4 @@ def _level_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, re
 
 
 def _ours(obj: Body) -> bool:
-    return bool((obj["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "modeldeploy")
+    return bool((obj["metadata"].get("labels") or {}).get(MANAGED_BY) == MANAGER)
