@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from importlib import util as importlib_util
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 TRITON_VERSION = "2.51.0"  # what nvidia-pytriton 0.7.0 bundles
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -346,14 +346,14 @@ class TritonProcess:
     def wait_until(self, what: str, fn: Callable[[], T], timeout: float = 60, interval: float = 0.2) -> T:
         """Poll ``fn`` until truthy; RuntimeError (with the log tail) on timeout or if Triton exits."""
         deadline = time.monotonic() + timeout
-        last: Any = None
         while True:
             last = fn()
             if last:
                 return last
             if self.returncode is not None:
                 raise RuntimeError(
-                    f"tritonserver exited with {self.returncode} while waiting for {what}\n{self.logs()[-6000:]}"
+                    f"tritonserver exited with {self.returncode} while waiting for {what}\n"
+                    f"{self.logs()[-6000:]}"
                 )
             if time.monotonic() > deadline:
                 raise RuntimeError(
