@@ -13,7 +13,10 @@ Routing is re-read every ``refresh_s`` (default 1 s) from the API server, never 
 
 A pod IP is mapped to the pod's harness server through :meth:`harness.world.World.server_for_ip`
 (a packet to ``podIP:port`` reaches that pod), and the request is the runtime's inference call
-(Triton ``POST /v2/models/<m>/infer``, TorchServe ``POST /predictions/<m>``).
+(Triton ``POST /v2/models/<m>/infer``, TorchServe ``POST /predictions/<m>``). With a
+:class:`harness.pod_runner.PodRunner` in place of the World, the pod IP maps to the pod's real server
+and the request is the one :meth:`harness.pod_runner.RunningPod.inference_call` builds for the
+model it serves.
 
 Counting: :meth:`Load.traffic` returns a :class:`Traffic` snapshot (per revision, per pod, per
 Service); subtract two snapshots for the traffic of a time window: ``(load.traffic() - before)``.
@@ -32,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from harness.pod_runner import PodRunner
+from harness.running_pod import InferenceCall, RunningPod
 from harness.world import PodServer, World
 
 log = logging.getLogger(__name__)
@@ -198,7 +203,7 @@ class Load:
 
     def __init__(
         self,
-        world: World,
+        world: World | PodRunner,
         namespace: str,
         md: str,
         *,
@@ -402,7 +407,7 @@ class Load:
             except RuntimeError:  # the pool shut down under us: stopping
                 return
 
-    def _pick(self) -> PodServer | None:
+    def _pick(self) -> PodServer | RunningPod | None:
         with self._lock:
             view = self._view
             backends = {b.service: b for b in view.backends}
@@ -422,21 +427,13 @@ class Load:
             return None
         return target
 
-    def _send(self, target: PodServer) -> None:
+    def _send(self, target: PodServer | RunningPod) -> None:
         outcome = "refused"
         try:
-            server = target.server
-            if target.runtime == "triton":
-                path = f"/v2/models/{server.model}/infer"
-                body: dict[str, Any] = {
-                    "inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]
-                }
-            else:
-                path = f"/predictions/{server.model}"
-                body = {"data": [1, 2, 3, 4]}
-            conn = http.client.HTTPConnection(server.host, server.port, timeout=self.timeout_s)
+            call = inference_call(target)
+            conn = http.client.HTTPConnection(call.host, call.port, timeout=self.timeout_s)
             try:
-                conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+                conn.request("POST", call.path, call.body, call.headers)
                 response = conn.getresponse()
                 response.read()
                 outcome = "ok" if 200 <= response.status < 300 else "error"
@@ -450,3 +447,20 @@ class Load:
                 self._in_flight -= 1
                 self._by_revision[target.revision] = self._by_revision.get(target.revision, Counts()) + delta
                 self._by_pod[target.pod] = self._by_pod.get(target.pod, Counts()) + delta
+
+
+def inference_call(target: PodServer | RunningPod) -> InferenceCall:
+    """The runtime's inference request for a harness server or a pod the runner runs."""
+    if isinstance(target, RunningPod):
+        return target.inference_call()
+    server = target.server
+    if target.runtime == "triton":
+        path = f"/v2/models/{server.model}/infer"
+        body: dict[str, Any] = {
+            "inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]
+        }
+    else:
+        path = f"/predictions/{server.model}"
+        body = {"data": [1, 2, 3, 4]}
+    headers = {"Content-Type": "application/json"}
+    return InferenceCall(server.host, server.port, path, json.dumps(body).encode(), headers)
