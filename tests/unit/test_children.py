@@ -157,7 +157,7 @@ def test_service_account_token_only_mounted_with_a_service_account() -> None:
 def test_triton_server_container() -> None:
     dep = deployment(make_spec())
     c = server(dep)
-    assert c["image"] == "modeldeploy/tritonserver:24.12-py3"
+    assert c["image"] == "nvcr.io/nvidia/tritonserver:24.10-py3"
     assert c["command"] == ["tritonserver"]
     assert "--model-repository=/models" in c["args"]
     assert c["ports"] == [

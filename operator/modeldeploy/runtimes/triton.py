@@ -5,15 +5,17 @@ Triton only loads version directories whose name is a positive integer, so a non
 ``model.version`` (e.g. ``v2``) is served from directory ``1``; the spec's version still makes a new
 revision. ``config.pbtxt`` comes from the revision's ConfigMap through a subPath mount; Triton's
 auto-complete (on by default since 22.07; ``--strict-model-config`` is deprecated, so it is not
-passed) fills inputs/outputs from the model file, so the rendered file only carries serving knobs.
+passed) fills inputs/outputs from the model file when the spec declares none; declared
+``runtimeConfig.inputs``/``outputs`` and ``warmup`` (``model_warmup``: Triton runs these requests on
+every instance before the model is ready) are rendered as given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, get_args
 
-from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.spec import ModelDeploymentSpec, TritonDataType
 from modeldeploy.runtimes import templating
 from modeldeploy.runtimes.base import (
     STARTUP_FAILURES,
@@ -36,6 +38,7 @@ PLATFORMS = (
     "ensemble",
 )
 INSTANCE_KINDS = ("KIND_GPU", "KIND_CPU")
+DATA_TYPES: tuple[str, ...] = get_args(TritonDataType)
 
 
 def version_directory(version: str) -> str:
@@ -47,7 +50,8 @@ def version_directory(version: str) -> str:
 
 class Triton(Runtime):
     name = "triton"
-    default_images: ClassVar[Mapping[str, str]] = {"triton": "modeldeploy/tritonserver:24.12-py3"}
+    # NVIDIA's official image; release 24.10 is tritonserver 2.51.0, the version the tests run.
+    default_images: ClassVar[Mapping[str, str]] = {"triton": "nvcr.io/nvidia/tritonserver:24.10-py3"}
     ports: ClassVar[Mapping[str, int]] = {"http": 8000, "grpc": 8001, "metrics": 8002}
     serving_port_name: ClassVar[str] = "http"
     metrics_port_name = "metrics"
@@ -129,5 +133,9 @@ class Triton(Runtime):
             instance_count=rc.instance_count,
             instance_kind="KIND_GPU" if spec.resources.gpu is not None else "KIND_CPU",
             instance_kinds=INSTANCE_KINDS,
+            inputs=rc.inputs or [],
+            outputs=rc.outputs or [],
+            warmup=rc.warmup or [],
+            data_types=DATA_TYPES,
         )
         return {CONFIG_FILE: text}
