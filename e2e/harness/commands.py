@@ -11,7 +11,8 @@
 * every container path in args and env values -> its local path (:meth:`MountTable.rewrite`);
 * ports: each declared ``containerPort`` gets a free loopback port (:func:`allocate_ports`);
   ``--<name>-port=N`` flags naming a declared port are rewritten, Triton gets ``--*-address=127.0.0.1``,
-  TorchServe a copy of its ``--ts-config`` file with every listener on 127.0.0.1 and a mapped port.
+  TorchServe's ``--ts-config`` file (the pod's own copy of its ConfigMap) gets every listener on
+  127.0.0.1 with a mapped port; ``workingDir`` is mapped like any container path.
 * env: a container's clean environment (PATH with the venv first, HOME/TMPDIR in the container's work
   dir, HOSTNAME = pod name), the container's env on top, and ``MODELDEPLOY_TERMINATION_LOG`` naming the
   local file that stands for its termination message path.
@@ -157,13 +158,15 @@ def _torchserve(
 ) -> list[str]:
     out = list(args)
     if "--ts-config" in out[:-1]:
-        i = out.index("--ts-config") + 1
-        source = Path(out[i])
-        if not source.is_file():
-            raise Unsupported(f"--ts-config {source} does not exist")
-        local = workdir / source.name
-        local.write_text(rewrite_listeners(source.read_text(), ports, mounts))
-        out[i] = str(local)
+        # rewritten in place, in the pod's own copy of the ConfigMap volume: the server and the
+        # readiness probe (which reads the listeners from it) see the same local ports
+        config = Path(out[out.index("--ts-config") + 1])
+        if not config.is_file():
+            raise Unsupported(f"--ts-config {config} does not exist")
+        pristine = workdir / f"{config.name}.container"  # a restart rewrites the original again
+        if not pristine.is_file():
+            pristine.write_text(config.read_text())
+        config.write_text(rewrite_listeners(pristine.read_text(), ports, mounts))
     env["TEMP"] = env["TMPDIR"]  # the JVM's java.io.tmpdir: TorchServe keeps its pid file there
     if importlib.util.find_spec("torch") is None:
         stub = workdir / "torch_stub" / "torch"
@@ -190,6 +193,10 @@ def local_program(
     full_env = {**_base_env(workdir, hostname), **env}
     message_path = container.get("terminationMessagePath") or DEFAULT_TERMINATION_MESSAGE_PATH
     full_env[TERMINATION_LOG_ENV] = mounts.map_path(message_path) or ""
+    cwd = workdir
+    if container.get("workingDir"):
+        cwd = Path(mounts.map_path(str(container["workingDir"])) or workdir)
+        cwd.mkdir(parents=True, exist_ok=True)
     program = os.path.basename(command[0])
     if program == INITIALIZER:
         argv = [_venv_tool(INITIALIZER), *args]
@@ -199,4 +206,4 @@ def local_program(
         argv = _torchserve(args, full_env, workdir, ports, mounts)
     else:
         raise Unsupported(f"no local program for command {command[0]!r} (image {container.get('image')!r})")
-    return Program(argv, full_env, workdir)
+    return Program(argv, full_env, cwd)

@@ -90,6 +90,7 @@ class Container:
     mounts: MountTable | None = None
     env: dict[str, str] | None = None
     process: Process | None = None
+    cwd: Path | None = None  # the local working directory of its program
     next_probe: float = 0.0
     successes: int = 0
     failures: int = 0
@@ -219,6 +220,7 @@ class PodBody(threading.Thread):
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         c.process = Process(program, logs / f"{c.name}.log")
+        c.cwd = program.cwd
         c.status.state = running(c.process.started_at)
         c.next_probe = time.time()
         c.successes = c.failures = 0

@@ -318,7 +318,7 @@ class PodRunner:
             ip=body.pod_ip,
             ports=ports,
             serving_port=serving,
-            workdir=body.root / "containers" / server.name,
+            workdir=server.cwd or body.root / "containers" / server.name,
             model=model_of(body.pod, runtime)[0],
         )
         with self._lock:

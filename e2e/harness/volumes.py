@@ -8,7 +8,7 @@ What a kubelet does before it starts a container, done with plain files (for :mo
   :class:`Unsupported`.
 * :class:`MountTable`: one container's ``volumeMounts`` (``subPath`` included) plus its termination
   message file; ``map_path`` resolves a container path through the deepest mount that holds it,
-  ``rewrite`` maps every absolute container path inside an argument, an env value or a script.
+  ``rewrite`` maps an argument or env value that is a container path (or ``--flag=<path>``).
 * :meth:`MountTable.place_nested`: a mount inside another mount (Triton's ``config.pbtxt`` subPath
   mount inside the ``/models`` emptyDir) is copied into the outer volume's directory, where a program
   that only knows the outer path finds it — what the bind mount achieves in a real container.
@@ -31,9 +31,8 @@ from typing import Any, Final
 ObjectReader = Callable[[str, str], "dict[str, Any] | None"]
 
 DEFAULT_TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
-# An absolute path inside a value: not preceded by a word character, '.', '/', '-' or ':' (so the
-# path part of "http://host:8000/ping" and relative paths are left alone).
-_PATH_IN_TEXT: Final = re.compile(r"(?<![\w./:-])(/[^\s'\";:,]*)")
+# A whole value that is an absolute path, or a "--flag=" followed by one.
+_PATH_VALUE: Final = re.compile(r"^(-{1,2}[\w.-]+=)?(/.*)$", re.DOTALL)
 
 
 class Unsupported(Exception):
@@ -149,9 +148,15 @@ class MountTable:
                 return str(m.host_path.joinpath(*p.parts[len(m.container_path.parts) :]))
         return None
 
-    def rewrite(self, text: str) -> str:
-        """``text`` with every absolute container path that a mount holds replaced by its local path."""
-        return _PATH_IN_TEXT.sub(lambda match: self.map_path(match.group(1)) or match.group(1), text)
+    def rewrite(self, value: str) -> str:
+        """A value that is a container path (``/models/x``) or a flag setting one (``--repo=/models``)
+        with the path mapped to its local path; anything else (scripts, URLs) unchanged."""
+        match = _PATH_VALUE.match(value)
+        if match is None:
+            return value
+        flag, path = match.groups()
+        mapped = self.map_path(path)
+        return value if mapped is None else f"{flag or ''}{mapped}"
 
     def place_nested(self) -> None:
         """Copy each mount that lies inside another mount to its place in the outer volume's directory."""
