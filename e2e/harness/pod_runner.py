@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -150,6 +151,27 @@ class PodRunner:
                 if (namespace is None or rp.namespace == namespace) and (md is None or rp.md == md)
             ]
         return sorted(found, key=lambda rp: (rp.namespace, rp.pod))
+
+    def wait_running(self, namespace: str, md: str, count: int, timeout: float = 60) -> list[RunningPod]:
+        """Wait until exactly ``count`` pods of ``md`` run and have been Ready (AssertionError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [rp for rp in self.running(namespace, md) if rp.ready]
+            if len(found) == count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for {count} Ready pod(s) of {namespace}/{md}; "
+                    f"have {[rp.pod for rp in found]}; last error: {self.last_error}"
+                )
+            self._stop.wait(0.2)
+
+    def pod_body(self, namespace: str, name: str) -> PodBody | None:
+        """The runner's thread for a pod (its containers' processes), if it runs it."""
+        with self._lock:
+            return next(
+                (b for b in self._bodies.values() if (b.namespace, b.name) == (namespace, name)), None
+            )
 
     def logs(self, pod: str) -> str:
         """The logs of every container run for ``pod`` (for failure messages)."""
@@ -352,6 +374,8 @@ class PodRunner:
             write_target(self._target_file(body), running.address(int(metrics_port)), labels)
         if running.runtime == "triton":
             self._learn_triton_model(running)
+        with self._lock:
+            running.ready = True
 
     def _learn_triton_model(self, running: RunningPod) -> None:
         base = f"http://{running.address(running.serving_port)}"

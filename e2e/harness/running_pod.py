@@ -42,6 +42,7 @@ class RunningPod:
     workdir: Path  # the server container's working directory (TorchServe's key file)
     model: str
     inputs: list[dict[str, Any]] = field(default_factory=list)  # Triton model metadata
+    ready: bool = False  # has been Ready (its scrape target is registered)
 
     def address(self, container_port: int) -> str:
         return f"127.0.0.1:{self.ports[container_port]}"
