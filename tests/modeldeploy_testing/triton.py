@@ -33,11 +33,14 @@ Stable API (the e2e pod runner imports it)::
   ``wait_until(what, fn, timeout)``, ``logs()`` (stdout+stderr, captured to ``log_path``),
   ``http_url``/``metrics_url``/``metrics_address``, ``returncode``.
 * :func:`missing_prerequisite`: why Triton cannot run here (``None`` when it can), for ``pytest.skip``.
+* :func:`scrape` ``(metrics_url) -> Exposition``: the Prometheus text as exported (names unchanged,
+  ``# TYPE`` per family), with ``total(name, **labels)`` summing the matching samples.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -343,7 +346,9 @@ class TritonProcess:
     def is_ready(self, path: str = READY_PATH) -> bool:
         return self.status(path) == 200
 
-    def wait_until(self, what: str, fn: Callable[[], T], timeout: float = 60, interval: float = 0.2) -> T:
+    def wait_until(
+        self, what: str, fn: Callable[[], T | None], timeout: float = 60, interval: float = 0.2
+    ) -> T:
         """Poll ``fn`` until truthy; RuntimeError (with the log tail) on timeout or if Triton exits."""
         deadline = time.monotonic() + timeout
         while True:
@@ -374,3 +379,51 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class Exposition:
+    """One scrape: ``types`` (family -> counter, gauge, summary...) and every sample, names as exported."""
+
+    types: dict[str, str]
+    samples: list[tuple[str, dict[str, str], float]]
+
+    def names(self) -> set[str]:
+        return {name for name, _, _ in self.samples}
+
+    def total(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels`` (0 when none)."""
+        return sum(
+            value
+            for sample, own, value in self.samples
+            if sample == name and all(own.get(k) == v for k, v in labels.items())
+        )
+
+    def label_values(self, name: str, label: str) -> set[str]:
+        return {own[label] for sample, own, _ in self.samples if sample == name and label in own}
+
+
+def parse_exposition(text: str) -> Exposition:
+    """The Prometheus text format, without renaming (prometheus_client's parser adds ``_total``)."""
+    types: dict[str, str] = {}
+    samples: list[tuple[str, dict[str, str], float]] = []
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(maxsplit=3)
+            types[family] = kind.strip()
+        elif line and not line.startswith("#"):
+            match = _SAMPLE.match(line)
+            if match is None:
+                raise ValueError(f"unparsable exposition line {line!r}")
+            name, labels, value = match.groups()
+            samples.append((name, dict(_LABEL.findall(labels or "")), float(value)))
+    return Exposition(types, samples)
+
+
+def scrape(metrics_url: str, timeout: float = 10) -> Exposition:
+    with urllib.request.urlopen(metrics_url, timeout=timeout) as r:
+        return parse_exposition(r.read().decode("utf-8"))

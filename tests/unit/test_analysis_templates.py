@@ -106,6 +106,14 @@ def test_docs_are_honest_about_means() -> None:
     assert TARGET_LABELS == ("namespace", "pod", "revision", "md")
 
 
+def test_triton_error_rate_docs_name_its_blind_spots() -> None:
+    # verified on the real tritonserver by tests/integration/test_triton_real.py
+    doc = TEMPLATE_DOCS["triton"]["error-rate"]
+    for blind_spot in ("error responses", "400", "503", "warm-up"):
+        assert blind_spot in doc, blind_spot
+    assert "reason" not in builtin_template("triton", "error-rate"), "the error rate must sum every reason"
+
+
 def test_unknown_runtime_or_template_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="no built-in template 'latency-p42' for runtime 'triton'"):
         builtin_template("triton", "latency-p42")
@@ -171,10 +179,12 @@ def _q(runtime: str, template: str) -> str:
 
 @needs_promtool
 def test_triton_queries_compute_rates_means_and_quantiles(tmp_path: Path) -> None:
-    # Per 15s: canary 90 successes + 10 failures, 5 ms mean latency, 1 ms mean queue time.
+    # Per 15s: canary 90 successes + 10 failures (8 BACKEND, 2 OTHER), 5 ms mean latency, 1 ms mean queue.
     series = [
         (f'nv_inference_request_success{{{CANARY},model="m",version="1"}}', "0+90x40"),
-        (f'nv_inference_request_failure{{{CANARY},model="m",version="1",reason="BACKEND"}}', "0+10x40"),
+        (f'nv_inference_request_failure{{{CANARY},model="m",version="1",reason="BACKEND"}}', "0+8x40"),
+        (f'nv_inference_request_failure{{{CANARY},model="m",version="1",reason="OTHER"}}', "0+2x40"),
+        (f'nv_inference_request_failure{{{CANARY},model="m",version="1",reason="REJECTED"}}', "0x40"),
         (f'nv_inference_request_duration_us{{{CANARY},model="m",version="1"}}', "0+450000x40"),
         (f'nv_inference_queue_duration_us{{{CANARY},model="m",version="1"}}', "0+90000x40"),
         # the stable revision and another namespace must not leak into the canary's numbers

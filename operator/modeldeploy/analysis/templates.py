@@ -22,15 +22,17 @@ That is: ``namespace`` (the pod's namespace), ``pod`` (the pod name, not used fo
 
 Metrics used
 ------------
-Triton (``/metrics`` on port 8002; labels ``model``, ``version``; all per request):
+Triton (``/metrics`` on port 8002; labels ``model``, ``version``; all per request). Checked against
+the real ``tritonserver`` 2.51.0 by ``tests/integration/test_triton_real.py``:
 
-* ``nv_inference_request_success`` / ``nv_inference_request_failure``: request counters (a batch
-  request counts once). Newer Triton adds a ``reason`` label to the failure counter; sums cover it.
+* ``nv_inference_request_success`` / ``nv_inference_request_failure``: request counters (a request
+  carrying a batch counts once). The failure counter carries a ``reason`` label (``BACKEND``,
+  ``OTHER``, ``CANCELED``, ``REJECTED``, each series present from startup); the templates sum over it.
 * ``nv_inference_request_duration_us`` / ``nv_inference_queue_duration_us``: *counters* of
-  cumulative microseconds (successful requests only). They give a **mean**, never a quantile.
+  cumulative microseconds of the requests counted as successes. They give a **mean**, never a quantile.
 * ``nv_inference_request_summary_us`` / ``nv_inference_queue_summary_us``: Prometheus *summaries*
-  with ``quantile`` labels (0.5, 0.9, 0.95, 0.99, 0.999 by default), exported only when Triton runs
-  with ``--metrics-config summary_latencies=true``.
+  with ``quantile`` labels (0.5, 0.9, 0.95, 0.99, 0.999), exported only when Triton runs with
+  ``--metrics-config summary_latencies=true`` (the operator passes it).
 
 TorchServe (``metrics_mode=prometheus``, ``/metrics`` on port 8082; names from ts/configs/metrics.yaml):
 
@@ -52,6 +54,30 @@ window (``max(max_over_time(...))``), an upper bound of the revision's quantile,
 quantiles cannot be aggregated across pods. Otherwise the query falls back (PromQL ``or``) to the
 **mean** over the window, computed from the cumulative counters. On TorchServe these templates are
 always the mean. :data:`TEMPLATE_DOCS` says this per runtime, for ``kubectl explain``-style docs.
+
+What ``error-rate`` can honestly claim on Triton (blind spots)
+---------------------------------------------------------------
+It is *the share of requests whose execution failed inside Triton*: ``failure`` (every reason) over
+``success + failure``. A model that raises in ``execute`` (or a backend that fails a request) is
+counted with reason ``BACKEND``. Triton exports no HTTP status metric, so these are invisible to it:
+
+* **error responses**: a Python-backend model that returns ``InferenceResponse(error=...)`` gives
+  the client an HTTP 500, yet Triton counts a *success* (and adds its latency to the duration
+  counters), so such a model can fail every request with an error rate of 0;
+* **requests refused before scheduling**: HTTP 400 for a wrong shape or datatype, an unknown or
+  missing input, a batch larger than ``max_batch_size``: counted neither as success nor as failure;
+* **queue-full rejections** (HTTP 503 when ``max_queue_size`` is reached): not counted;
+* **warm-up**: every ``model_warmup`` request counts as a *success* (instances x count x
+  batchSize per pod start), which dilutes the error rate and the sample count of a fresh revision
+  whose startup lies in the window.
+
+What closes part of it: a revision whose clients all get 400s shows no counted requests, so
+``minSampleSize`` makes the analysis *inconclusive* (it pauses, never promotes); keep
+``minSampleSize`` above the warm-up total. ``spec.smokeTest`` sends one real request and checks
+the response before any traffic moves, which catches a model that answers with errors. For
+per-request truth, add a guardrail with your own ``query`` on a client-side metric (the gateway's
+or the client library's response codes). Latency templates average or rank only the requests
+counted as successes.
 """
 
 from __future__ import annotations
@@ -146,7 +172,13 @@ _SAMPLE_COUNT: Final[dict[Runtime, str]] = {
 
 TEMPLATE_DOCS: Final[dict[Runtime, dict[TemplateName, str]]] = {
     "triton": {
-        "error-rate": "Fraction (0..1) of requests that failed in the window.",
+        "error-rate": (
+            "Fraction (0..1) of requests whose execution failed inside Triton in the window "
+            "(nv_inference_request_failure, every reason, over success + failure). NOT counted: error "
+            "responses a model returns (Triton counts them as successes), requests refused with 400 "
+            "(shape, datatype, batch too large) or 503 (queue full); warm-up requests count as successes. "
+            "Pair it with spec.smokeTest and a client-side error metric."
+        ),
         "latency-p99-ms": (
             "p99 request latency in ms from nv_inference_request_summary_us (largest per-pod p99 in the "
             "window) when Triton runs with --metrics-config summary_latencies=true; otherwise the MEAN "
