@@ -158,8 +158,12 @@ class PodBody(threading.Thread):
         )
         if status == self._last_sent:
             return
-        if not self.write_status(self.namespace, self.name, status):
-            self.stopping.set()  # the pod is gone
+        try:
+            if not self.write_status(self.namespace, self.name, status):
+                self.stopping.set()  # the pod is gone
+                return
+        except Exception as e:  # the API server hiccuped: the next publish() sends it again
+            log.warning("pod %s/%s: status not written: %s", self.namespace, self.name, e)
             return
         self._last_sent = status
         self._conditions = status["conditions"]
@@ -260,6 +264,7 @@ class PodBody(threading.Thread):
                 while (code := c.process.poll() if c.process else -1) is None:
                     if self.stopping.wait(0.2):
                         return False
+                    self.publish()  # resends a status that did not get through
                 state = self._finished(c, code)
                 if code == 0:
                     c.status.state = state

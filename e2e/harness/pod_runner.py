@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.pod_body import Backoff, PodBody
-from harness.running_pod import RunningPod, get_json, write_json_atomic
+from harness.running_pod import RunningPod, metrics_port, served_triton_model, write_json_atomic
 from harness.world import (
     DEFAULT_JOB,
     LABEL_DEPLOYMENT,
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 REAL_NAMESPACE_PREFIX: Final = "modeldeploy-real-"
 POD_IP_PREFIX: Final = "10.244.250."  # 10.244.250.1-254: kwok hands out the low end of 10.244.0.0/16
 ADDRESS_MAP_ENV: Final = "MODELDEPLOY_POD_ADDRESS_MAP"
-METRICS_PORT_ANNOTATION: Final = "prometheus.io/port"
 
 
 class PodRunner:
@@ -87,6 +86,7 @@ class PodRunner:
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="pod-runner-"))
         self._bodies: dict[str, PodBody] = {}  # by pod uid
         self._running: dict[str, RunningPod] = {}  # by pod uid, once started
+        self._cleanups: list[threading.Thread] = []
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._synced = threading.Event()
@@ -125,6 +125,10 @@ class PodRunner:
             uids = list(self._bodies)
         for uid in uids:
             self._forget(uid)
+        with self._lock:
+            cleanups = list(self._cleanups)
+        for cleanup in cleanups:
+            cleanup.join(timeout=90)
         if self._api is not None:
             self._api.close()
             self._api = None
@@ -353,50 +357,32 @@ class PodRunner:
             running = self._running.get(body.uid)
         if running is None:
             return
-        annotations = body.pod["metadata"].get("annotations") or {}
-        metrics_port = annotations.get(METRICS_PORT_ANNOTATION) or next(
-            (
-                p["containerPort"]
-                for c in body.main
-                for p in c.spec.get("ports") or []
-                if p.get("name") == "metrics"
-            ),
-            None,
-        )
-        if metrics_port is not None and int(metrics_port) in running.ports:
-            labels = {
-                "job": self.job,
-                "namespace": running.namespace,
-                "pod": running.pod,
-                "revision": running.revision,
-                "md": running.md,
-            }
-            write_target(self._target_file(body), running.address(int(metrics_port)), labels)
+        port = metrics_port(body.pod)
+        if port is not None and port in running.ports:
+            labels = {"job": self.job, "namespace": running.namespace, "pod": running.pod}
+            labels |= {"revision": running.revision, "md": running.md}
+            write_target(self._target_file(body), running.address(port), labels)
         if running.runtime == "triton":
-            self._learn_triton_model(running)
+            learned = served_triton_model(running)
+            with self._lock:
+                running.model, running.inputs = learned or (running.model, running.inputs)
         with self._lock:
             running.ready = True
 
-    def _learn_triton_model(self, running: RunningPod) -> None:
-        base = f"http://{running.address(running.serving_port)}"
-        try:
-            index = get_json(f"{base}/v2/repository/index", method="POST")
-            ready = [m["name"] for m in index if m.get("state") == "READY"]
-            model = ready[0] if ready else running.model
-            meta = get_json(f"{base}/v2/models/{model}")
-        except (OSError, ValueError, KeyError) as e:
-            log.warning("pod %s/%s: model metadata unavailable: %s", running.namespace, running.pod, e)
-            return
-        with self._lock:
-            running.model, running.inputs = model, list(meta.get("inputs") or [])
-
     def _forget(self, uid: str) -> None:
+        """The pod is gone: stop its processes and remove its files (in the background: the watch
+        goes on meanwhile; :meth:`stop` waits for it)."""
         with self._lock:
             body = self._bodies.pop(uid, None)
             self._running.pop(uid, None)
-        if body is None:
-            return
-        body.stop()
+            if body is None:
+                return
+            body.stop()
+            cleanup = threading.Thread(target=self._clean_up, args=(body,), name=f"{body.name}-cleanup")
+            self._cleanups = [t for t in self._cleanups if t.is_alive()] + [cleanup]
+        cleanup.start()
+
+    def _clean_up(self, body: PodBody) -> None:
         body.join(timeout=60)
         self._address_file(body).unlink(missing_ok=True)
         self._target_file(body).unlink(missing_ok=True)

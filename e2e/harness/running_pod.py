@@ -9,12 +9,17 @@ TorchServe wrote to ``key_file.json`` in its working directory.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+METRICS_PORT_ANNOTATION: Final = "prometheus.io/port"
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,29 @@ def write_json_atomic(path: Path, body: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def metrics_port(pod: dict[str, Any]) -> int | None:
+    """The port Prometheus scrapes: the ``prometheus.io/port`` annotation, else the port named metrics."""
+    annotation = ((pod.get("metadata") or {}).get("annotations") or {}).get(METRICS_PORT_ANNOTATION)
+    if annotation:
+        return int(annotation)
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("name") == "metrics":
+                return int(p["containerPort"])
+    return None
+
+
+def served_triton_model(running: RunningPod) -> tuple[str, list[dict[str, Any]]] | None:
+    """(name, inputs metadata) of the model a Triton pod serves (the first READY one); None if unknown."""
+    base = f"http://{running.address(running.serving_port)}"
+    try:
+        index = get_json(f"{base}/v2/repository/index", method="POST")
+        ready = [m["name"] for m in index if m.get("state") == "READY"]
+        model = ready[0] if ready else running.model
+        meta = get_json(f"{base}/v2/models/{model}")
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("pod %s/%s: model metadata unavailable: %s", running.namespace, running.pod, e)
+        return None
+    return model, list(meta.get("inputs") or [])
