@@ -223,6 +223,8 @@ class PodBody(threading.Thread):
             return False
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        if "terminated" in c.status.state:  # a restart: the last run's end stays visible
+            c.status.last_state = c.status.state
         c.process = Process(program, logs / f"{c.name}.log")
         c.cwd = program.cwd
         c.status.state = running(c.process.started_at)
