@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +24,7 @@ from modeldeploy.analysis.prometheus import PrometheusClient, measure
 from modeldeploy.analysis.render import TemplateRejected
 from modeldeploy.api.policy import RolloutPolicySpec
 from modeldeploy.api.spec import ModelDeploymentSpec, RevisionTemplate
-from modeldeploy.api.status import Measurement, ModelDeploymentStatus
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus, SmokeTestResult
 from modeldeploy.children import (
     BuildSettings,
     OwnerInfo,
@@ -51,7 +52,6 @@ from modeldeploy.kube.rest import (
     MODELDEPLOYMENT,
     NS_POLICY,
     POD,
-    SECRET,
     Body,
     Kube,
     KubeError,
@@ -75,14 +75,16 @@ from modeldeploy.rollout import (
     next_wakeup,
     set_condition,
 )
+from modeldeploy.rollout.gates import smoke_test_due
+from modeldeploy.rollout.pod_health import revision_problem
 from modeldeploy.routers import get_router
 from modeldeploy.routers.base import ObservedTraffic
 from modeldeploy.runtimes import get_runtime
 from modeldeploy.settings import Settings
+from modeldeploy.smoke.client import pod_address, run_smoke_test
 
 log = logging.getLogger("modeldeploy.reconcile")
 decisions_log = logging.getLogger("modeldeploy.decision")
-
 
 
 def utcnow() -> datetime:
@@ -104,16 +106,20 @@ class World:
     deployments: dict[str, Body] = field(default_factory=dict)  # revision -> Deployment
     pods: list[Body] = field(default_factory=list)
 
+    def pods_of(self, revision: str) -> list[Body]:
+        return [p for p in self.pods if p["metadata"].get("labels", {}).get(REVISION) == revision]
+
     def observation(self, revision: str) -> RevisionObservation:
         dep = self.deployments[revision]
         st = dep.get("status", {})
-        pods = [p for p in self.pods if p["metadata"].get("labels", {}).get(REVISION) == revision]
+        pods = self.pods_of(revision)
         return RevisionObservation(
             replicas=int(dep["spec"].get("replicas", 0)),
             ready_replicas=int(st.get("readyReplicas", 0)),
             available=_condition(dep, "Available") == "True",
             unschedulable_message=_unschedulable(pods),
             pods=len(pods),
+            problem=revision_problem(pods),
         )
 
 
@@ -204,15 +210,16 @@ class Reconciler:
         runtime = get_runtime(spec.runtime)
         world = self._observe(namespace, name)
         desired = revision_hash(spec, self.build)
-        blockers += self._blockers(spec, namespace)
         stable = status.stable_revision
         # A blocked revision is not rolled out; what already runs keeps running.
         target_revision = stable if (blockers and stable is not None) else desired
+        revisions = {rev: world.observation(rev) for rev in world.deployments}
         observations = Observations(
             desired_revision=target_revision,
-            revisions={rev: world.observation(rev) for rev in world.deployments},
+            revisions=revisions,
             measurements=self._measure(spec, status, namespace, name, now),
             command=self._command(md, status),
+            smoke_test=self._smoke_test(spec, runtime, smoke_test_due(spec, status, revisions), world, now),
         )
         if blockers and stable is None:
             plan_status = status
@@ -262,18 +269,21 @@ class Reconciler:
         applied = apply_policy(spec, raw, policy, f"{ref.kind}/{ref.name}")
         return applied.spec, [Blocker("PolicyViolation", v) for v in applied.violations]
 
-    def _blockers(self, spec: ModelDeploymentSpec, namespace: str) -> list[Blocker]:
-        blockers = []
-        secret = spec.model.credentials_secret
-        if secret and self.kube.get(SECRET, namespace, secret) is None:
-            blockers.append(
-                Blocker(
-                    "CredentialsSecretMissing",
-                    f"spec.model.credentialsSecret: Secret {namespace}/{secret} does not exist; "
-                    "the new revision is not rolled out until it does",
-                )
-            )
-        return blockers
+    def _smoke_test(
+        self, spec: ModelDeploymentSpec, runtime: Any, revision: str | None, world: World, now: datetime
+    ) -> SmokeTestResult | None:
+        """Send the smoke test to one Ready pod of ``revision`` (the decision said it is due)."""
+        if revision is None:
+            return None
+        address_map = Path(self.settings.pod_address_map) if self.settings.pod_address_map else None
+        for pod in world.pods_of(revision):
+            if _condition(pod, "Ready") != "True" or pod["metadata"].get("deletionTimestamp"):
+                continue
+            address = pod_address(pod, runtime.serving_port, address_map)
+            if address is not None:
+                stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                return run_smoke_test(spec, revision, pod["metadata"]["name"], address, stamp)
+        return None
 
     def _command(self, md: Body, status: ModelDeploymentStatus) -> Command | None:
         value = (md["metadata"].get("annotations") or {}).get(COMMAND_ANNOTATION)
@@ -526,10 +536,11 @@ class Reconciler:
             if r in world.deployments
         )
         conditions = list(status.conditions)
-        unschedulable = _unschedulable(world.pods)
         problems = [*blockers]
-        if unschedulable:
-            problems.append(Blocker("Unschedulable", f"pods cannot be scheduled: {unschedulable}"))
+        for revision in _revisions_in_use(status):
+            found = revision_problem(world.pods_of(revision))
+            if found is not None:
+                problems.append(Blocker(found.reason, found.message))
         if problems:
             conditions = set_condition(
                 conditions,

@@ -28,6 +28,8 @@ class Settings:
     prometheus_timeout_seconds: float = 5.0
     images: Mapping[str, str] = field(default_factory=dict)  # runtime name -> image override
     storage_initializer_image: str | None = None
+    # Where pods' ports answer when the operator runs outside the pod network (see modeldeploy.smoke.client).
+    pod_address_map: str | None = None
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -82,6 +84,13 @@ def parser() -> argparse.ArgumentParser:
         "--image", action="append", default=[], help="runtime=image override, e.g. triton=my/triton:1"
     )
     p.add_argument("--storage-initializer-image", help="image of the model storage initializer")
+    p.add_argument(
+        "--pod-address-map",
+        help=(
+            "directory of <namespace>.<pod>.json files mapping container ports to host:port, for an "
+            "operator outside the pod network (smoke tests); default: pod IPs"
+        ),
+    )
     return p
 
 
@@ -123,4 +132,5 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         resync_seconds=_positive(pick(args.resync_seconds, "RESYNC_SECONDS") or "30", "--resync-seconds"),
         images=images,
         storage_initializer_image=pick(args.storage_initializer_image, "STORAGE_INITIALIZER_IMAGE"),
+        pod_address_map=pick(args.pod_address_map, "POD_ADDRESS_MAP") or None,
     )

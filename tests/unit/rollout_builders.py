@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from modeldeploy.api.spec import GpuSpec, ModelDeploymentSpec, ModelSpec, Resources, Rollout, RuntimeName
-from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus, SmokeTestResult, Verdict
 from modeldeploy.rollout import (
     Command,
     DeleteRevision,
@@ -39,7 +39,11 @@ def build_spec(
     """A ModelDeployment spec for model ``m`` version 1 with the given rollout settings."""
     return ModelDeploymentSpec(
         runtime=runtime,
-        model=ModelSpec(name="m", version="1", storage_uri="s3://bucket/m"),
+        model=ModelSpec(
+            name="m",
+            version="1",
+            storage_uri="s3://bucket/m.mar" if runtime == "torchserve" else "s3://bucket/m",
+        ),
         replicas=replicas,
         resources=Resources(gpu=gpu),
         rollout=rollout if rollout is not None else Rollout(),
@@ -84,6 +88,7 @@ class Shell:
         advance: float = 0,
         verdicts: list[Verdict] | None = None,
         command: tuple[CommandKind, str] | None = None,
+        smoke_test: SmokeTestResult | None = None,
     ) -> Plan:
         self.now += timedelta(seconds=advance)
         self.pods = {
@@ -94,7 +99,9 @@ class Shell:
         }
         rollout = self.status.rollout
         measured = measurements(rollout.revision, verdicts or []) if rollout else []
-        obs = Observations(self.desired, dict(self.pods), measured, Command(*command) if command else None)
+        obs = Observations(
+            self.desired, dict(self.pods), measured, Command(*command) if command else None, smoke_test
+        )
         plan = decide(self.spec, self.status, obs, self.now)
         for action in plan.actions:
             self.apply(action)

@@ -30,7 +30,8 @@ SECRET = "s3-credentials"
 
 
 def make_spec(runtime: str = "triton", **overrides: Any) -> ModelDeploymentSpec:
-    model = {"name": "resnet", "version": "3", "storageUri": "s3://models-bucket/resnet/3"}
+    uri = "s3://models-bucket/resnet/3" if runtime == "triton" else "s3://models-bucket/resnet-3.mar"
+    model = {"name": "resnet", "version": "3", "storageUri": uri}
     model.update(overrides.pop("model", {}))
     return ModelDeploymentSpec.model_validate({"runtime": runtime, "model": model, **overrides})
 
@@ -235,7 +236,15 @@ def test_remote_storage_init_container_gets_credentials_only_via_secret_ref() ->
     dep = deployment(spec)
     (init,) = pod(dep)["initContainers"]
     assert init["image"] == "modeldeploy/storage-initializer:0.1.0"
-    assert init["args"] == ["s3://models-bucket/resnet/3", "/models/resnet/3"]
+    assert init["command"] == ["modeldeploy-storage-initializer"]
+    assert init["args"] == [
+        "s3://models-bucket/resnet/3",
+        "/models/resnet",
+        "--layout",
+        "triton",
+        "--version-dir",
+        "3",
+    ]
     assert init["envFrom"] == [{"secretRef": {"name": SECRET}}]
     assert "env" not in init
     assert mounts(init) == {"/models": {"name": "model-store", "mountPath": "/models"}}
@@ -243,6 +252,41 @@ def test_remote_storage_init_container_gets_credentials_only_via_secret_ref() ->
         assert SECRET not in " ".join(container.get("args", []) + container.get("command", []))
     assert "envFrom" not in server(dep), "the model server never sees storage credentials"
     assert volumes(dep)["model-store"] == {"name": "model-store", "emptyDir": {}}
+
+
+def test_download_options_reach_the_initializer() -> None:
+    digest = "ab" * 32
+    spec = make_spec(
+        "torchserve",
+        model={
+            "storageUri": "https://models.example/resnet.tar.gz",
+            "sha256": digest,
+            "archive": "tar.gz",
+            "caBundleConfigMap": "corp-ca",
+        },
+    )
+    dep = deployment(spec)
+    (init,) = pod(dep)["initContainers"]
+    assert init["args"][:4] == [
+        "https://models.example/resnet.tar.gz",
+        "/models/resnet.mar",
+        "--layout",
+        "torchserve",
+    ]
+    assert init["args"][4:] == [
+        "--sha256",
+        digest,
+        "--archive",
+        "tar.gz",
+        "--ca-bundle",
+        "/etc/modeldeploy/storage-ca/ca.crt",
+    ]
+    assert mounts(init)["/etc/modeldeploy/storage-ca"]["readOnly"] is True
+    assert volumes(dep)["storage-ca"]["configMap"] == {
+        "name": "corp-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert "/etc/modeldeploy/storage-ca" not in mounts(server(dep)), "only the initializer reads the CA"
 
 
 def test_no_credentials_no_env_from() -> None:
@@ -253,7 +297,7 @@ def test_no_credentials_no_env_from() -> None:
 def test_torchserve_init_container_downloads_the_mar_file() -> None:
     dep = deployment(make_spec("torchserve", model={"storageUri": "gs://models-bucket/resnet.mar"}))
     (init,) = pod(dep)["initContainers"]
-    assert init["args"] == ["gs://models-bucket/resnet.mar", "/models/resnet.mar"]
+    assert init["args"] == ["gs://models-bucket/resnet.mar", "/models/resnet.mar", "--layout", "torchserve"]
     c = server(dep)
     assert c["image"] == "pytorch/torchserve:0.12.0-cpu"
     assert c["command"] == ["torchserve"]
@@ -283,7 +327,8 @@ def test_pvc_storage_mounts_the_claim_read_only_without_an_init_container() -> N
 def test_pvc_whole_claim_has_no_sub_path_and_dotdot_is_refused() -> None:
     dep = deployment(make_spec(model={"storageUri": "pvc://model-cache"}))
     assert "subPath" not in mounts(server(dep))["/models/resnet/3"]
-    with pytest.raises(ValueError, match="must name the model file"):
+    # refused by the spec itself (the CRD's CEL rule says the same), before any pod is built
+    with pytest.raises(ValueError, match=r"must name a \.mar file"):
         deployment(make_spec("torchserve", model={"storageUri": "pvc://model-cache"}))
     ts = deployment(make_spec("torchserve", model={"storageUri": "pvc://model-cache/mars/resnet.mar"}))
     assert mounts(server(ts))["/models/resnet.mar"]["subPath"] == "mars/resnet.mar"
@@ -323,9 +368,43 @@ def test_ports_are_canonical_for_server_side_apply() -> None:
         for port in container.get("ports", []):
             assert port["protocol"] == "TCP"
             assert isinstance(port["containerPort"], int)
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        action = server(dep)[probe].get("httpGet") or server(dep)[probe]["tcpSocket"]
-        assert isinstance(action["port"], int)
+    for runtime in ("triton", "torchserve"):
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            action = server(deployment(make_spec(runtime)))[probe]
+            if "exec" in action:
+                assert all(isinstance(arg, str) for arg in action["exec"]["command"])
+            else:
+                assert isinstance((action.get("httpGet") or action["tcpSocket"])["port"], int)
+
+
+@pytest.mark.parametrize("runtime", ["triton", "torchserve"])
+def test_server_root_filesystem_is_read_only_with_an_emptydir_per_writable_dir(runtime: str) -> None:
+    dep = deployment(make_spec(runtime))
+    c = server(dep)
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    rt = get_runtime(runtime)
+    assert rt.writable_dirs
+    for volume, path in rt.writable_dirs.items():
+        assert mounts(c)[path] == {"name": volume, "mountPath": path}
+        assert volumes(dep)[volume] == {"name": volume, "emptyDir": {}}
+    names = [v["name"] for v in pod(dep)["volumes"]]
+    assert len(names) == len(set(names))
+    assert c["env"] == [{"name": k, "value": v} for k, v in rt.environment.items()]
+    # the storage initializer's mounts are its own
+    (init,) = pod(dep)["initContainers"]
+    assert not set(rt.writable_dirs.values()) & set(mounts(init))
+
+
+def test_torchserve_runs_in_its_writable_working_dir_where_the_probe_finds_the_key_file() -> None:
+    c = server(deployment(make_spec("torchserve")))
+    assert c["workingDir"] == "/home/model-server/work"
+    assert mounts(c)["/home/model-server/work"]["name"] == "work"
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["HOME"] == "/home/model-server/work"
+    assert env["TEMP"] == env["TMPDIR"] == "/tmp"
+    assert env["LOG_LOCATION"] == env["METRICS_LOCATION"] == "/home/model-server/logs"
+    assert "/home/model-server/work/key_file.json" in c["readinessProbe"]["exec"]["command"]
+    assert "workingDir" not in server(deployment(make_spec("triton")))
 
 
 # --- Services ----------------------------------------------------------------------------------

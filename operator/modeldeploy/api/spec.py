@@ -23,10 +23,13 @@ from modeldeploy.api.common import (
     cel,
     exactly_one,
 )
+from modeldeploy.api.smoke import SmokeTest
 
 RuntimeName = Literal["triton", "torchserve"]
 StorageScheme = Literal["s3", "gs", "https", "pvc"]
 STORAGE_URI = r"^(s3|gs)://[a-z0-9][a-z0-9.\-]{1,62}(/[^\s]*)?$|^https://[^\s]+$|^pvc://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(/[^\s]*)?$"
+SHA256 = r"^[0-9a-f]{64}$"
+ArchiveFormat = Literal["tar.gz", "zip"]
 SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$"
 MIG_PROFILE = r"^[1-7]g\.[0-9]{1,3}gb$"
 
@@ -256,10 +259,27 @@ class ModelSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
+                    "!self.storageUri.startsWith('http://')",
+                    "storageUri: plain http:// is refused (no TLS: the model could be altered in transit); "
+                    "use https://",
+                    ".storageUri",
+                ),
+                cel(
+                    "self.storageUri.matches('^(s3|gs|https|pvc)://')",
+                    "storageUri: unsupported scheme; use s3://bucket/path, gs://bucket/path, "
+                    "https://host/path or pvc://claim/path",
+                    ".storageUri",
+                ),
+                cel(
                     "!self.storageUri.startsWith('pvc://') || !has(self.credentialsSecret)",
                     "credentialsSecret does not apply to pvc:// storage: the claim is mounted directly",
                     ".credentialsSecret",
-                )
+                ),
+                cel(
+                    "!self.storageUri.startsWith('pvc://') || (!has(self.sha256) && !has(self.archive)"
+                    " && !has(self.caBundleConfigMap))",
+                    "sha256, archive and caBundleConfigMap apply to downloaded models, not to pvc:// storage",
+                ),
             ]
         }
     )
@@ -290,6 +310,31 @@ class ModelSpec(ApiModel):
             "Secret in the same namespace whose keys become the storage initializer's env; never logged."
         ),
     )
+    sha256: str | None = Field(
+        None,
+        max_length=64,
+        pattern=SHA256,
+        description=(
+            "Expected SHA-256 of the downloaded object (64 lowercase hex digits); a mismatch fails the "
+            "download. For single objects (https://, or one s3/gs object)."
+        ),
+    )
+    archive: ArchiveFormat | None = Field(
+        None,
+        description=(
+            "The object is an archive (tar.gz or zip) unpacked into the model's place; members that "
+            "escape it are refused. TorchServe: the archive holds exactly one .mar."
+        ),
+    )
+    ca_bundle_config_map: str | None = Field(
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description=(
+            "ConfigMap (same namespace) whose key ca.crt is the CA bundle that signs the storage "
+            "server's certificate (private https:// or S3-compatible endpoints)."
+        ),
+    )
     runtime_config: RuntimeConfig = Field(
         default_factory=RuntimeConfig, description="Runtime-specific serving configuration."
     )
@@ -299,8 +344,14 @@ class ModelSpec(ApiModel):
         for value in (self.name, self.version):
             if ".." in value:
                 raise ValueError(f"{value!r} must be a single path segment without '..'")
+        if self.storage_uri.startswith("http://"):
+            raise ValueError("storageUri: plain http:// is refused (no TLS); use https://")
         if self.storage_uri.startswith("pvc://") and self.credentials_secret:
             raise ValueError("credentialsSecret does not apply to pvc:// storage")
+        if self.storage_uri.startswith("pvc://") and (
+            self.sha256 or self.archive or self.ca_bundle_config_map
+        ):
+            raise ValueError("sha256, archive and caBundleConfigMap apply to downloaded models, not pvc://")
         return self
 
     @property
@@ -712,6 +763,16 @@ class Rollout(ApiModel):
         default_factory=BlueGreenStrategy, description="Blue-green settings."
     )
     analysis: Analysis = Field(default_factory=Analysis, description="Guardrails and limits.")
+    progress_deadline_seconds: int = Field(
+        600,
+        ge=10,
+        le=86_400,
+        description=(
+            "Seconds a revision's pods may take to become Ready (counted from when they were asked "
+            "for). Past it a new revision is aborted and rolled back (stable untouched), naming the "
+            "pods' reason; a first revision is marked Degraded."
+        ),
+    )
 
 
 # --- top level ---------------------------------------------------------------------------------
@@ -719,6 +780,27 @@ class Rollout(ApiModel):
 
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a served model."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.runtime != 'torchserve' || self.model.storageUri.endsWith('.mar') "
+                    "|| has(self.model.archive)",
+                    "TorchServe serves a model archive: model.storageUri must name a .mar file, or set "
+                    "model.archive (tar.gz or zip holding one .mar)",
+                    ".model.storageUri",
+                ),
+                cel(
+                    "self.runtime != 'torchserve' || !has(self.smokeTest) || self.disableAuth",
+                    "smokeTest on TorchServe needs disableAuth: true: TorchServe 0.12 makes its inference "
+                    "key inside the pod at start and offers no way to give it one, so the operator cannot "
+                    "authenticate its request",
+                    ".smokeTest",
+                ),
+            ]
+        }
+    )
 
     runtime: RuntimeName = Field(..., description="Serving runtime: triton or torchserve.")
     image: str | None = Field(
@@ -740,6 +822,21 @@ class ModelDeploymentSpec(ApiModel):
     disable_auth: bool = Field(
         False, description="TorchServe only: turn token authorization off (default: on)."
     )
+    smoke_test: SmokeTest | None = Field(
+        None, description="A request every new revision must answer correctly before it gets traffic."
+    )
+
+    @model_validator(mode="after")
+    def _runtime_rules(self) -> ModelDeploymentSpec:
+        if self.runtime == "torchserve":
+            if not self.model.storage_uri.endswith(".mar") and self.model.archive is None:
+                raise ValueError(
+                    "TorchServe serves a model archive: model.storageUri must name a .mar file, "
+                    "or set model.archive"
+                )
+            if self.smoke_test is not None and not self.disable_auth:
+                raise ValueError("smokeTest on TorchServe needs disableAuth: true")
+        return self
 
 
 class RevisionTemplate(ApiModel):

@@ -57,6 +57,18 @@ class AnalysisCounters(ApiModel):
     )
 
 
+class SmokeTestResult(ApiModel):
+    """The answer of one revision's pod to ``spec.smokeTest``."""
+
+    revision: str = Field(..., max_length=16)
+    passed: bool
+    pod: str = Field("", max_length=253, description="The pod that answered.")
+    status_code: int | None = Field(None, description="HTTP status of the inference request.")
+    message: str = Field("", max_length=1024, description="Why it passed or failed.")
+    response: str = Field("", max_length=1024, description="The response body (clipped).")
+    at: str = Field(..., max_length=64)
+
+
 class RolloutState(ApiModel):
     """Where the rollout of ``canaryRevision`` stands."""
 
@@ -82,6 +94,12 @@ class RolloutState(ApiModel):
     stable_replicas: int = Field(0, ge=0)
     switched_at: str | None = Field(None, max_length=64, description="BlueGreen: when active switched.")
     last_command: str | None = Field(None, max_length=128, description="Last manual command consumed.")
+    unready_since: str | None = Field(
+        None,
+        max_length=64,
+        description="Since when the revision has had fewer Ready pods than asked for (progress deadline).",
+    )
+    smoke_test: SmokeTestResult | None = Field(None, description="The revision's smoke test answer.")
 
 
 class Decision(ApiModel):
@@ -111,6 +129,11 @@ class ModelDeploymentStatus(ApiModel):
         description="Pod-defining spec of the stable revision, to rebuild it while a newer one rolls out.",
     )
     rollout: RolloutState | None = None
+    stable_unready_since: str | None = Field(
+        None,
+        max_length=64,
+        description="Since when the stable revision has had fewer Ready pods than asked for.",
+    )
     last_decision: Decision | None = None
     measurements: list[Measurement] = Field(default_factory=list, max_length=100)
     conditions: list[Condition] = Field(default_factory=list, max_length=16)

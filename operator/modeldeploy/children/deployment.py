@@ -3,15 +3,19 @@
 Volume layout (identical for both runtimes; paths come from the runtime):
 
 * ``model-store`` emptyDir at ``/models`` (the model repository / model store);
-* remote storage (s3/gs/https): the ``storage-initializer`` init container downloads
-  ``storageUri`` to ``runtime.model_path`` (Triton: ``/models/<name>/<version dir>/``;
-  TorchServe: ``/models/<name>.mar``), with credentials only through ``envFrom: secretRef``;
+* remote storage (s3/gs/https): the ``storage-initializer`` init container
+  (``modeldeploy-storage-initializer URI DEST --layout ...``) downloads ``storageUri`` to the
+  runtime's ``storage_layout`` destination (Triton: the model directory ``/models/<name>`` with the
+  version folder ``<version dir>/``; TorchServe: ``/models/<name>.mar``), with credentials only
+  through ``envFrom: secretRef`` and an optional CA bundle from a ConfigMap (``storage-ca``);
 * ``pvc://claim/path``: no init container; the claim is mounted read-only with ``subPath: path``
   at ``runtime.model_path``, nested inside ``/models``;
 * ``config`` (the revision's ConfigMap) at ``/config``, plus the runtime's extra subPath mounts
   (Triton: ``/models/<name>/config.pbtxt``);
 * ``dshm`` memory-backed emptyDir at ``/dev/shm`` (spec ``shmSize`` or the runtime default; it counts
-  against the memory limit).
+  against the memory limit);
+* one emptyDir per ``runtime.writable_dirs`` entry (named by its key): the server container's root
+  filesystem is read-only, and ``runtime.working_dir`` / ``runtime.environment`` point the server there.
 
 Pods meet Pod Security Standard ``restricted``.
 """
@@ -34,6 +38,11 @@ RUN_AS = 1000
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 INITIALIZER_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+
+INITIALIZER_COMMAND = "modeldeploy-storage-initializer"
+STORAGE_CA_VOLUME = "storage-ca"
+STORAGE_CA_DIR = "/etc/modeldeploy/storage-ca"
+STORAGE_CA_KEY = "ca.crt"
 
 MODEL_STORE_VOLUME = "model-store"
 MODEL_SOURCE_VOLUME = "model-source"
@@ -87,15 +96,34 @@ def _scheduling(spec: ModelDeploymentSpec) -> dict[str, Any]:
     return out
 
 
+def initializer_args(spec: ModelDeploymentSpec, runtime: Runtime) -> list[str]:
+    """``URI DEST --layout ... [--sha256 H] [--archive F] [--ca-bundle PATH]`` for the initializer."""
+    model = spec.model
+    destination, layout = runtime.storage_layout(spec)
+    args = [model.storage_uri, destination, *layout]
+    if model.sha256:
+        args += ["--sha256", model.sha256]
+    if model.archive:
+        args += ["--archive", model.archive]
+    if model.ca_bundle_config_map:
+        args += ["--ca-bundle", f"{STORAGE_CA_DIR}/{STORAGE_CA_KEY}"]
+    return args
+
+
 def _init_container(spec: ModelDeploymentSpec, runtime: Runtime, settings: BuildSettings) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [{"name": MODEL_STORE_VOLUME, "mountPath": runtime.model_repository}]
+    if spec.model.ca_bundle_config_map:
+        mounts.append({"name": STORAGE_CA_VOLUME, "mountPath": STORAGE_CA_DIR, "readOnly": True})
     container: dict[str, Any] = {
         "name": INITIALIZER_CONTAINER,
         "image": settings.initializer_image(),
-        "args": [spec.model.storage_uri, runtime.model_path(spec)],
+        "command": [INITIALIZER_COMMAND],
+        "args": initializer_args(spec, runtime),
         "resources": INITIALIZER_RESOURCES,
-        "volumeMounts": [{"name": MODEL_STORE_VOLUME, "mountPath": runtime.model_repository}],
+        "volumeMounts": mounts,
         "securityContext": container_security_context(),
-        # a failed download's last log lines become the termination message the operator reports
+        # the initializer writes one line (not found, access denied, checksum mismatch...) to the
+        # termination log; the operator puts it in the ModelDeployment's condition
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if spec.model.credentials_secret:
@@ -126,7 +154,9 @@ def _server_container(spec: ModelDeploymentSpec, runtime: Runtime, settings: Bui
         mounts.append({"name": CONFIG_VOLUME, "mountPath": path, "subPath": file_name, "readOnly": True})
     if _shm_size(spec, runtime) is not None:
         mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
-    return {
+    for volume, path in runtime.writable_dirs.items():
+        mounts.append({"name": volume, "mountPath": path})
+    container: dict[str, Any] = {
         "name": SERVER_CONTAINER,
         "image": runtime.image(spec, settings.images),
         "command": runtime.command(spec),
@@ -139,9 +169,15 @@ def _server_container(spec: ModelDeploymentSpec, runtime: Runtime, settings: Bui
         "livenessProbe": probes.liveness,
         "resources": container_resources(spec),
         "volumeMounts": mounts,
-        "securityContext": container_security_context(),
+        # the server writes only to its emptyDirs (runtime.writable_dirs)
+        "securityContext": {**container_security_context(), "readOnlyRootFilesystem": True},
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if runtime.working_dir:
+        container["workingDir"] = runtime.working_dir
+    if runtime.environment:
+        container["env"] = [{"name": name, "value": value} for name, value in runtime.environment.items()]
+    return container
 
 
 def _shm_size(spec: ModelDeploymentSpec, runtime: Runtime) -> str | None:
@@ -157,10 +193,21 @@ def _volumes(
         volumes.append(
             {"name": MODEL_SOURCE_VOLUME, "persistentVolumeClaim": {"claimName": pvc.claim, "readOnly": True}}
         )
+    if spec.model.ca_bundle_config_map:
+        volumes.append(
+            {
+                "name": STORAGE_CA_VOLUME,
+                "configMap": {
+                    "name": spec.model.ca_bundle_config_map,
+                    "items": [{"key": STORAGE_CA_KEY, "path": STORAGE_CA_KEY}],
+                },
+            }
+        )
     volumes.append({"name": CONFIG_VOLUME, "configMap": {"name": configmap_name(md_name, revision)}})
     shm = _shm_size(spec, runtime)
     if shm is not None:
         volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
+    volumes.extend({"name": volume, "emptyDir": {}} for volume in runtime.writable_dirs)
     return volumes
 
 

@@ -23,10 +23,19 @@ from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Phase, RolloutState
 from modeldeploy.rollout.assessment import clear_for_resume, culprit, describe, overall_verdict, record
 from modeldeploy.rollout.conditions import ConditionStatus, set_condition
+from modeldeploy.rollout.gates import (
+    DEADLINE_REASON,
+    check_deadline,
+    check_smoke_test,
+    deadline_message,
+    past_deadline,
+    unready_since,
+)
 from modeldeploy.rollout.replicas import ScaleAction, plan_scaling, surge_limit
 from modeldeploy.rollout.state import (
     PROMOTING,
     SCALE_DOWN,
+    Outcome,
     Pass,
     clip,
     counters,
@@ -65,7 +74,8 @@ def decide(
     rollout, history = _measure(ctx, rollout, history)
     checked = _fail_fast(ctx, stable, rollout)
     rollout = _command(ctx, stable, checked, rolled_back_now=checked.aborted and not rollout.aborted)
-    outcome = strategy_of(rollout).advance(ctx, rollout, stable)
+    rollout, hold = _gates(ctx, stable, rollout)
+    outcome = Outcome(rollout) if hold else strategy_of(rollout).advance(ctx, rollout, stable)
     if ctx.pending_promote is not None:
         _refuse_promote(ctx, outcome.state or rollout)
     if outcome.promoted:
@@ -185,6 +195,19 @@ def _fail_fast(ctx: Pass, stable: str, st: RolloutState) -> RolloutState:
     return rolled_back
 
 
+def _gates(ctx: Pass, stable: str, st: RolloutState) -> tuple[RolloutState, bool]:
+    """The progress deadline, then the smoke test (see :mod:`modeldeploy.rollout.gates`);
+    ``hold``: the strategy takes no step this pass."""
+    if st.aborted or _finished(st, stable):
+        return st, False
+    undo = strategy_of(st).undo_traffic
+    st = check_deadline(ctx, st, stable, undo)
+    if st.aborted:
+        return st, False
+    st, hold = check_smoke_test(ctx, st, stable, undo)
+    return st, hold and not st.aborted
+
+
 # --- 4. commands ---------------------------------------------------------------------------------
 
 
@@ -278,9 +301,19 @@ def _finish(
     scaling, st = _scaling(ctx, stable, st)
     in_flight = st is not None and not st.aborted and not _finished(st, stable)
     condition = _progressing(ctx, stable, st)
+    phase = _phase(ctx, status.phase, stable, st)
+    stable_since = None
+    if st is None or _finished(st, stable):
+        stable_since = unready_since(ctx.observed(stable), status.stable_unready_since, ctx.stamp)
+        if past_deadline(ctx.spec, stable_since, ctx.now):
+            message = deadline_message(ctx, stable)
+            if _condition_reason(status, "Progressing") != DEADLINE_REASON:
+                ctx.event("Warning", DEADLINE_REASON, message)
+            condition, phase = ("False", DEADLINE_REASON, message), "Degraded"
     new = status.model_copy(
         update={
-            "phase": _phase(ctx, status.phase, stable, st),
+            "phase": phase,
+            "stable_unready_since": stable_since,
             "stable_revision": stable,
             "canary_revision": st.revision if in_flight and st is not None else None,
             "canary_weight": strategy_of(st).canary_weight(st) if st is not None else 0,
@@ -295,6 +328,10 @@ def _finish(
     actions: list[Action] = [*ctx.actions, *scaling]
     actions.append(Log(_log_fields(ctx, new, actions)))
     return Plan(actions, new)
+
+
+def _condition_reason(status: ModelDeploymentStatus, type_: str) -> str | None:
+    return next((c.reason for c in status.conditions if c.type == type_), None)
 
 
 def _scaling(
@@ -339,6 +376,9 @@ def _progressing(ctx: Pass, stable: str, st: RolloutState | None) -> tuple[Condi
         return "False", "RolledBack", st.abort_reason or "aborted"
     if st.paused:
         return "Unknown", "RolloutPaused", st.pause_reason or "paused"
+    if ctx.spec.smoke_test is not None and st.smoke_test is None:
+        message = f"waiting for a Ready pod of {short(st.revision)} to answer the smoke test"
+        return "True", "SmokeTestPending", _with_unschedulable(ctx, st.revision, message)
     reason, message = strategy_of(st).progress(ctx, st)
     return "True", reason, _with_unschedulable(ctx, st.revision, message)
 

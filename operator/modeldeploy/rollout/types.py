@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from modeldeploy.api.status import Measurement, ModelDeploymentStatus
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus, SmokeTestResult
+from modeldeploy.rollout.pod_health import PodProblem
 
 CommandKind = Literal["promote", "promote-full", "abort", "pause", "resume", "retry"]
 COMMAND_KINDS: tuple[CommandKind, ...] = ("promote", "promote-full", "abort", "pause", "resume", "retry")
@@ -36,6 +37,7 @@ class RevisionObservation:
     available: bool = False
     unschedulable_message: str | None = None
     pods: int = 0
+    problem: PodProblem | None = None
 
     @property
     def in_use(self) -> int:
@@ -56,13 +58,15 @@ class Observations:
     """Everything the decision needs from the world, gathered by the shell before the pass.
 
     ``measurements`` are the guardrail results of the measurement the shell ran this pass
-    because :func:`measurement_due` said so (empty otherwise).
+    because :func:`measurement_due` said so (empty otherwise); ``smoke_test`` likewise the answer
+    to the smoke test :func:`smoke_test_due` asked for.
     """
 
     desired_revision: str
     revisions: Mapping[str, RevisionObservation] = field(default_factory=dict)
     measurements: Sequence[Measurement] = ()
     command: Command | None = None
+    smoke_test: SmokeTestResult | None = None
 
 
 # --- actions -------------------------------------------------------------------------------------

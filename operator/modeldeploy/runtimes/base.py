@@ -86,6 +86,16 @@ def tcp_probe(port: int, period: int, failures: int, timeout: int = 3) -> Probe:
     }
 
 
+def exec_probe(command: list[str], period: int, failures: int, timeout: int) -> Probe:
+    """A probe that runs ``command`` in the container (a new process every ``period`` seconds)."""
+    return {
+        "exec": {"command": command},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
 # Startup probes allow 15 minutes (90 x 10s) for a large model to load before liveness applies.
 STARTUP_PERIOD_S = 10
 STARTUP_FAILURES = 90
@@ -111,6 +121,13 @@ class Runtime(ABC):
     #: True when :meth:`model_path` is a single file (so a pvc:// source must name a file, not a claim).
     model_path_is_file: ClassVar[bool] = False
     config_dir: ClassVar[str] = CONFIG_DIR
+    #: directories the server writes at run time, volume name -> absolute path. Each gets its own
+    #: emptyDir, so the server container runs with a read-only root filesystem.
+    writable_dirs: ClassVar[Mapping[str, str]] = {}
+    #: the server container's working directory; ``None``: the image's.
+    working_dir: ClassVar[str | None] = None
+    #: environment of the server container (pointing the server at its :attr:`writable_dirs`).
+    environment: ClassVar[Mapping[str, str]] = {}
 
     @property
     def metrics_port(self) -> int:
@@ -159,6 +176,11 @@ class Runtime(ABC):
     @abstractmethod
     def render_config(self, spec: ModelDeploymentSpec) -> dict[str, str]:
         """ConfigMap data: file name -> text. Mounted at :attr:`config_dir`."""
+
+    @abstractmethod
+    def storage_layout(self, spec: ModelDeploymentSpec) -> tuple[str, list[str]]:
+        """Where the storage initializer places the model, and the layout flags it gets:
+        ``(destination, ["--layout", NAME, ...])`` (see ``modeldeploy-storage-initializer --help``)."""
 
     def config_file_mounts(self, spec: ModelDeploymentSpec) -> dict[str, str]:
         """Config files that must also appear elsewhere (file name -> absolute path, subPath mount)."""
