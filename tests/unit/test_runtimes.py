@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
 import pytest
 
 from modeldeploy.api.spec import ModelDeploymentSpec
-from modeldeploy.runtimes import RUNTIMES, Runtime, UnknownRuntimeError, get_runtime
+from modeldeploy.runtimes import RUNTIMES, Runtime, UnknownRuntimeError, get_runtime, torchserve_probe
 from modeldeploy.runtimes.templating import (
     TemplateValueError,
     pbtxt_enum,
@@ -16,6 +17,7 @@ from modeldeploy.runtimes.templating import (
     pbtxt_string,
     properties_value,
 )
+from modeldeploy.runtimes.torchserve import KEY_FILE
 from modeldeploy.runtimes.triton import version_directory
 
 pytestmark = pytest.mark.unit
@@ -24,7 +26,8 @@ OFFICIAL_REGISTRIES = {"nvcr.io"}
 
 
 def make_spec(runtime: str = "triton", **overrides: Any) -> ModelDeploymentSpec:
-    model = {"name": "resnet", "version": "3", "storageUri": "s3://models-bucket/resnet/3"}
+    uri = "s3://models-bucket/resnet/3" if runtime == "triton" else "s3://models-bucket/resnet-3.mar"
+    model = {"name": "resnet", "version": "3", "storageUri": uri}
     model.update(overrides.pop("model", {}))
     body: dict[str, Any] = {"runtime": runtime, "model": model, **overrides}
     return ModelDeploymentSpec.model_validate(body)
@@ -437,22 +440,66 @@ def test_torchserve_auth_on_by_default() -> None:
     assert args[args.index("--model-store") + 1] == "/models"
     assert args[args.index("--models") + 1] == "resnet=resnet.mar"
     probes = ts.probes(spec)
-    # /ping needs a bearer token while auth is on: probes must not call it
-    for probe in (probes.startup, probes.readiness, probes.liveness):
+    # /ping needs a bearer key while auth is on (and says Healthy while workers load): readiness is
+    # an exec probe that reads the key file TorchServe writes into its working directory
+    assert probes.readiness["exec"]["command"] == [
+        "python3",
+        "-I",
+        "-S",
+        "-c",
+        torchserve_probe.SCRIPT,
+        "/config/config.properties",
+        "/home/model-server/work/key_file.json",
+        "resnet",
+    ]
+    assert probes.readiness["periodSeconds"] == 10
+    # up to four loopback requests (two key renewals, /ping, describe) fit in the probe's timeout
+    assert probes.readiness["timeoutSeconds"] >= 4 * torchserve_probe.REQUEST_TIMEOUT_S
+    for probe in (probes.startup, probes.liveness):  # no process forked for these
         assert probe["tcpSocket"] == {"port": 8080}
-        assert "httpGet" not in probe
+    assert probes.startup["failureThreshold"] * probes.startup["periodSeconds"] >= 600
+    assert f"{ts.working_dir}/key_file.json" == KEY_FILE
+    assert ts.working_dir in ts.writable_dirs.values()
 
 
-def test_torchserve_disable_auth_adds_flag_property_and_ping_probes() -> None:
+def test_torchserve_disable_auth_adds_flag_property_and_a_probe_without_key() -> None:
     ts = get_runtime("torchserve")
     spec = make_spec("torchserve", disableAuth=True)
     assert ts.args(spec)[-1] == "--disable-token-auth"
     props = properties(ts.render_config(spec)["config.properties"])
     assert props["disable_token_authorization"] == "true"
     probes = ts.probes(spec)
-    assert probes.readiness["httpGet"] == {"path": "/ping", "port": 8080, "scheme": "HTTP"}
-    assert probes.startup["httpGet"]["path"] == "/ping"
+    command = probes.readiness["exec"]["command"]
+    assert command[-3:] == ["/config/config.properties", torchserve_probe.NO_KEY_FILE, "resnet"]
     assert "tcpSocket" in probes.liveness
+
+
+def test_torchserve_probe_script_is_python_3_9_and_reads_the_rendered_ports() -> None:
+    # the official 0.12 images run Python 3.9
+    ast.parse(torchserve_probe.SCRIPT, feature_version=(3, 9))
+    props = properties(get_runtime("torchserve").render_config(make_spec("torchserve"))["config.properties"])
+    assert props["inference_address"].rsplit(":", 1)[1] == "8080"
+    assert props["management_address"] == "http://127.0.0.1:8081"  # the probe runs in the container
+    assert '"inference_address"' in torchserve_probe.SCRIPT
+    assert '"management_address"' in torchserve_probe.SCRIPT
+
+
+def test_writable_dirs_cover_every_path_the_environment_names() -> None:
+    for runtime in RUNTIMES.values():
+        dirs = list(runtime.writable_dirs.values())
+        assert dirs and len(set(dirs)) == len(dirs), runtime.name
+        assert all(d.startswith("/") for d in dirs)
+        for name, value in runtime.environment.items():
+            if value.startswith("/"):
+                assert value in dirs, (runtime.name, name)
+        if runtime.working_dir is not None:
+            assert runtime.working_dir in dirs
+    assert get_runtime("triton").writable_dirs == {"tmp": "/tmp", "home": "/home/triton-server"}
+    assert get_runtime("triton").environment == {"HOME": "/home/triton-server"}
+    ts = get_runtime("torchserve")
+    assert set(ts.writable_dirs.values()) == {"/tmp", "/home/model-server/work", "/home/model-server/logs"}
+    assert ts.environment["TEMP"] == "/tmp"  # the launcher's pid file and the JVM's java.io.tmpdir
+    assert ts.environment["LOG_LOCATION"] == ts.environment["METRICS_LOCATION"] == "/home/model-server/logs"
 
 
 def test_torchserve_model_path_is_the_mar_in_the_flat_store() -> None:

@@ -38,6 +38,7 @@ PLATFORMS = (
     "ensemble",
 )
 INSTANCE_KINDS = ("KIND_GPU", "KIND_CPU")
+HOME_DIR = "/home/triton-server"
 DATA_TYPES: tuple[str, ...] = get_args(TritonDataType)
 
 
@@ -56,6 +57,12 @@ class Triton(Runtime):
     serving_port_name: ClassVar[str] = "http"
     metrics_port_name = "metrics"
     default_shm_size = "1Gi"
+    # Read-only root filesystem: Triton writes /tmp (the Python backend unpacks EXECUTION_ENV_PATH
+    # archives into /tmp/python_env_*, hard-coded) and HOME (caches of Python-backend libraries,
+    # CUDA's JIT cache); the image's user triton-server (UID 1000) has no home directory. The Python
+    # backend's shared memory is the dshm volume at /dev/shm.
+    writable_dirs: ClassVar[Mapping[str, str]] = {"tmp": "/tmp", "home": HOME_DIR}
+    environment: ClassVar[Mapping[str, str]] = {"HOME": HOME_DIR}
     metrics = RuntimeMetrics(
         model_label="model",
         version_label="version",
@@ -114,6 +121,11 @@ class Triton(Runtime):
 
     def model_path(self, spec: ModelDeploymentSpec) -> str:
         return f"{self.model_directory(spec)}/{version_directory(spec.model.version)}"
+
+    def storage_layout(self, spec: ModelDeploymentSpec) -> tuple[str, list[str]]:
+        """The initializer fills the model directory; only version folder N is kept (see module doc)."""
+        version = version_directory(spec.model.version)
+        return self.model_directory(spec), ["--layout", "triton", "--version-dir", version]
 
     def config_file_mounts(self, spec: ModelDeploymentSpec) -> dict[str, str]:
         return {CONFIG_FILE: f"{self.model_directory(spec)}/{CONFIG_FILE}"}
