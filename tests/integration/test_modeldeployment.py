@@ -279,51 +279,17 @@ def test_delete_removes_every_child_and_leaves_no_finalizer(
     poll("children garbage-collected", lambda: children() == [], timeout=90)
 
 
-def test_missing_credentials_secret_degrades_but_keeps_serving(
-    cluster: Cluster, namespace: str, operator_log: OperatorProcess
+def test_operator_service_account_cannot_touch_secrets(
+    cluster: Cluster, operator_log: OperatorProcess
 ) -> None:
-    cluster.apply(md_manifest("creds", replicas=2), namespace=namespace)
-    before = wait_ready(cluster, namespace, "creds")
-    stable = before["status"]["stableRevision"]
-    model = {
-        "name": "fraud",
-        "version": "8",
-        "storageUri": "s3://models/fraud/8",
-        "credentialsSecret": "nope",
-    }
-    cluster.kubectl(
-        "patch", "md/creds", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"model": model}})
-    )
-
-    def degraded() -> dict[str, Any] | None:
-        md = get(cluster, namespace, "md", "creds")
-        c = condition(md, "Degraded")
-        return md if c and c["status"] == "True" else None
-
-    md = poll("Degraded", degraded, timeout=60)
-    c = condition(md, "Degraded")
-    assert c is not None and c["reason"] == "CredentialsSecretMissing"
-    assert "nope" in c["message"] and "credentialsSecret" in c["message"]
-    # Nothing already running was harmed: the stable revision still serves with every replica.
-    time.sleep(3)
-    md = get(cluster, namespace, "md", "creds")
-    assert md["status"]["stableRevision"] == stable
-    assert md["status"].get("canaryRevision") is None
-    assert stable_deployment(cluster, namespace, "creds")["status"]["readyReplicas"] == 2
-    names = cluster.kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
-    assert names == [f"deployment.apps/creds-{stable}"]
-
-    # The Secret appears: the rollout proceeds by itself.
-    cluster.kubectl(
-        "create", "secret", "generic", "nope", "-n", namespace, "--from-literal=AWS_ACCESS_KEY_ID=x"
-    )
-    poll(
-        "Degraded clears",
-        lambda: (
-            (condition(get(cluster, namespace, "md", "creds"), "Degraded") or {}).get("status") == "False"
-        ),
-        timeout=60,
-    )
+    """A missing credentials Secret is read from the pod's status (see e2e/tests/test_real_serving.py),
+    so the operator needs no verb on Secrets: the real authorizer says no to every one."""
+    who = "system:serviceaccount:modeldeploy-system:modeldeploy-operator"
+    for verb in ("get", "list", "watch"):
+        out = cluster.kubectl("auth", "can-i", verb, "secrets", "-A", f"--as={who}", check=False)
+        assert out.stdout.strip() == "no", (verb, out.stdout, out.stderr)
+    # the same question for something it does use, so the check itself can say yes
+    assert cluster.kubectl("auth", "can-i", "list", "pods", "-A", f"--as={who}").stdout.strip() == "yes"
 
 
 def test_policy_violation_blocks_the_new_revision_but_keeps_serving(
