@@ -6,6 +6,7 @@
 #   - .venv with `pip install -e '.[dev]'` (redone when pyproject.toml changes)
 #   - the local control plane + Prometheus (bash e2e/cluster.sh up: builds the binaries into
 #     ~/.cache/modeldeploy on first use, ~10-30 min on 2 cores; later runs take seconds)
+#   - MinIO, the tests' S3 server (bash e2e/minio.sh: built once into ~/.cache/modeldeploy)
 # The cluster is left running so reruns are warm; stop it with `bash e2e/cluster.sh down`.
 # Set MODELDEPLOY_SKIP_CLUSTER=1 to skip the cluster (e.g. with -m unit).
 # Messages are prefixed with the sourcing script's name (test.sh: ..., demo.sh: ...).
@@ -30,6 +31,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 if [ "${MODELDEPLOY_SKIP_CLUSTER:-0}" != "1" ]; then
+  bash e2e/minio.sh >/dev/null  # the S3 server of the storage tests: built once, cached like the cluster
   bash e2e/cluster.sh up
 fi
 unset _setup_name

@@ -12,6 +12,8 @@ Fixtures (only integration/e2e tests should request them):
               modeldeploy.dev/test=<slug>, deleted afterwards; when the test fails, its objects and
               events are added to the report.
   prometheus  function: modeldeploy_testing.cluster.Prometheus; targets it added are removed afterwards.
+  s3_server   session: a MinIO server on loopback (modeldeploy_testing.objectstore.S3Server; the
+              binary is built once by e2e/minio.sh), stopped at the end.
 """
 
 from __future__ import annotations
@@ -178,3 +180,15 @@ def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
         yield prom
     finally:
         prom.remove_all()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A MinIO server on 127.0.0.1 for the session: ``.endpoint_url``, ``.env()``, ``.put_tree()``..."""
+    from modeldeploy_testing.objectstore import start_s3_server
+
+    server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.stop()

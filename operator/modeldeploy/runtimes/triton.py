@@ -57,10 +57,13 @@ class Triton(Runtime):
     serving_port_name: ClassVar[str] = "http"
     metrics_port_name = "metrics"
     default_shm_size = "1Gi"
-    # Read-only root filesystem: Triton writes /tmp (the Python backend unpacks EXECUTION_ENV_PATH
-    # archives into /tmp/python_env_*, hard-coded) and HOME (caches of Python-backend libraries,
-    # CUDA's JIT cache); the image's user triton-server (UID 1000) has no home directory. The Python
-    # backend's shared memory is the dshm volume at /dev/shm.
+    # Read-only root filesystem. Traced (strace) on tritonserver 2.51 serving a Python-backend model,
+    # Triton writes: /tmp (the Python backend's /tmp/python_env_* for every model, hard-coded),
+    # /dev/shm (the stubs' shared-memory regions: the dshm volume), the model's __pycache__ (in the
+    # /models emptyDir) and /var/log/nv-hostengine.log (DCGM's log: /var/log is root's, so UID 1000
+    # cannot write it with or without a read-only root; only that log is lost). HOME gets an emptyDir
+    # too (Python-backend libraries' caches, CUDA's JIT cache): the image's user triton-server
+    # (UID 1000) has no home directory.
     writable_dirs: ClassVar[Mapping[str, str]] = {"tmp": "/tmp", "home": HOME_DIR}
     environment: ClassVar[Mapping[str, str]] = {"HOME": HOME_DIR}
     metrics = RuntimeMetrics(
