@@ -85,8 +85,9 @@ def pod_is_ready(pod: dict[str, Any]) -> bool:
 def model_of(pod: dict[str, Any], runtime: str) -> tuple[str, str | None]:
     """(model name, version) the pod serves, read from the operator's container args.
 
-    Triton: the initializer's target ``/models/<model>/<version dir>``; TorchServe: ``--models
-    <model>=<model>.mar``. Falls back to the ModelDeployment's name (and the flavour's default version).
+    Triton: the initializer's arguments ``URI /models/<model> --layout triton --version-dir N``;
+    TorchServe: ``--models <model>=<model>.mar``. Falls back to the ModelDeployment's name (and the
+    flavour's default version).
     """
     spec = pod.get("spec") or {}
     fallback = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_DEPLOYMENT, "model")
@@ -97,11 +98,12 @@ def model_of(pod: dict[str, Any], runtime: str) -> tuple[str, str | None]:
                 return args[args.index("--models") + 1].split("=", 1)[0], None
         return fallback, None
     for c in spec.get("initContainers") or []:
-        args = c.get("args") or []
-        if len(args) == 2 and str(args[1]).startswith("/models/"):
-            parts = str(args[1]).strip("/").split("/")
-            if len(parts) == 3 and parts[2].isdigit():
-                return parts[1], parts[2]
+        args = [str(a) for a in c.get("args") or []]
+        if len(args) >= 2 and args[1].startswith("/models/") and "--version-dir" in args[:-1]:
+            parts = args[1].strip("/").split("/")
+            version = args[args.index("--version-dir") + 1]
+            if len(parts) == 2 and version.isdigit():
+                return parts[1], version
     return fallback, None
 
 

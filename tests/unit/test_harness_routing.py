@@ -13,6 +13,9 @@ from harness.load import (
     route_backends,
 )
 from harness.world import model_of, pod_is_ready
+from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.children import BuildSettings, OwnerInfo, build_deployment
+from modeldeploy.runtimes import get_runtime
 
 
 def test_smooth_weighted_round_robin_is_exact_and_interleaved() -> None:
@@ -94,11 +97,13 @@ def test_pod_is_ready_needs_the_condition_an_ip_and_no_deletion() -> None:
 
 
 def test_model_of_reads_the_operators_container_args() -> None:
-    triton = {
-        "metadata": {"labels": {"modeldeploy.dev/deployment": "md"}},
-        "spec": {"initContainers": [{"args": ["s3://b/fraud/7", "/models/fraud/7"]}]},
-    }
-    assert model_of(triton, "triton") == ("fraud", "7")
+    # the pod template exactly as the operator builds it
+    spec = ModelDeploymentSpec.model_validate(
+        {"runtime": "triton", "model": {"name": "fraud", "version": "7", "storageUri": "s3://bucket/fraud/7"}}
+    )
+    owner = OwnerInfo("modeldeploy.dev/v1alpha1", "ModelDeployment", "md", "ns", "uid")
+    dep = build_deployment(owner, spec, "abc", 1, get_runtime("triton"), BuildSettings())
+    assert model_of(dep["spec"]["template"], "triton") == ("fraud", "7")
     ts = {"metadata": {}, "spec": {"containers": [{"args": ["--start", "--models", "fraud=fraud.mar"]}]}}
     assert model_of(ts, "torchserve") == ("fraud", None)
     bare = {"metadata": {"labels": {"modeldeploy.dev/deployment": "md"}}, "spec": {"containers": [{}]}}
