@@ -11,23 +11,25 @@ the management API binds to 127.0.0.1 only and is not exposed on Services.
 Probes. Readiness means "the model is loaded and the serving port answers": an exec probe
 (:mod:`modeldeploy.runtimes.torchserve_probe`) reads the key file TorchServe generates, calls
 ``/ping`` with the inference key and the management API's describe call for the model with the
-management key, and passes only when the model's ``minWorkers`` workers are ``READY``; it renews a key
-that is about to expire. (``/ping`` alone is not enough: it answers ``Healthy`` while workers load or
-restart. With ``disableAuth`` the same probe sends no key.) Each run forks a ``python3`` (stdlib
-sockets, no http.client/ssl imports): about 45 ms of CPU and 11 MB for a tenth of a second, measured
-on a busy 2-core machine (the bare interpreter: 14 ms). Hence a 10 s period (0.5% of a core) with 3
-failures: a worker that TorchServe restarts within ~20 s does not take the pod out of the Service,
-one that cannot load does.
-Startup and liveness check the inference port by TCP (no process): the port opens while the model
-still loads, and TorchServe restarts dead workers itself, so liveness must not restart the container.
+management key, and passes only when the model's ``minWorkers`` workers are ``READY``; it renews a
+key that is about to expire. (``/ping`` alone is not enough: it answers ``Healthy`` while workers
+load or restart. With ``disableAuth`` the same probe sends no key.) Each run forks a ``python3``
+(stdlib sockets, no http.client/ssl imports): about 45 ms of CPU and 11 MB for a tenth of a second,
+measured on a busy 2-core machine (the bare interpreter: 14 ms). Hence a 10 s period (0.5% of a
+core) with 3 failures: a worker that TorchServe restarts within ~20 s does not take the pod out of
+the Service, one that cannot load does. Startup and liveness check the inference port by TCP (no
+process): the port opens while the model still loads, and TorchServe restarts dead workers itself,
+so liveness must not restart the container.
 
 Files. The root filesystem is read-only; TorchServe writes only to emptyDirs (:attr:`writable_dirs`):
 the working directory ``/home/model-server/work`` (``key_file.json`` lands in the JVM's ``user.dir``,
 pinned there by the container's ``workingDir``; also ``HOME``), ``/home/model-server/logs``
 (``LOG_LOCATION``/``METRICS_LOCATION``: log4j's files) and ``/tmp`` (``TEMP``/``TMPDIR``: the
-launcher's pid file, the JVM's ``java.io.tmpdir`` with the extracted .mar and the workers' Unix
-sockets, the JVM's ``hsperfdata``). The official images (``pytorch/torchserve:0.12.0-cpu``/``-gpu``,
-built on Ubuntu 20.04 by pytorch/serve's ``docker/build_image.sh``) run as ``model-server``, UID 1000.
+launcher's pid file, the JVM's ``java.io.tmpdir`` with the extracted .mar, the workers' Unix sockets
+and Netty's native libraries, which it loads from there; the JVM's ``hsperfdata``). Traced with
+strace on a serving TorchServe 0.12, nothing else is written. The official images
+(``pytorch/torchserve:0.12.0-cpu``/``-gpu``, built on Ubuntu 20.04 by pytorch/serve's
+``docker/build_image.sh``) run as ``model-server``, UID 1000.
 """
 
 from __future__ import annotations
