@@ -44,9 +44,16 @@ def next_wakeup(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: d
         settled = status.replicas == status.ready_replicas == spec.replicas
         return None if settled else POLL_SECONDS
     strategy = strategy_of(st)
+    deadline = (
+        seconds_left(st.unready_since, spec.rollout.progress_deadline_seconds, now)
+        if st.unready_since
+        else None
+    )
     if st.paused or strategy.waiting_for_promote(spec, st):
-        return None
+        return deadline  # a paused rollout sleeps, but its pods' progress deadline still ends
     timer = strategy.next_wakeup(spec, st, now)
+    if deadline is not None:
+        timer = deadline if timer is None else min(timer, deadline)
     analysis = strategy.active_analysis(spec, st)
     if analysis is not None:
         interval = parse_duration(spec.rollout.analysis.interval)
