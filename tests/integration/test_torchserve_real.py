@@ -24,7 +24,7 @@ import pytest
 
 from modeldeploy.analysis.templates import TARGET_LABELS, builtin_template, sample_count_template
 from modeldeploy.api.spec import BUILTIN_TEMPLATES, ModelDeploymentSpec
-from modeldeploy.runtimes.torchserve import CONFIG_FILE, KEY_FILE
+from modeldeploy.runtimes.torchserve import CONFIG_FILE, KEY_FILE, LOG_DIR, TMP_DIR, WORK_DIR
 from modeldeploy_testing.torchserve import RUNTIME, TorchServeServer, missing_prerequisite, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(110)]
@@ -239,3 +239,30 @@ def test_disable_auth_serves_ping_and_inference_without_a_token(tmp_path: Path, 
         described = client.get(f"{server.management}/models/echo")
         assert described.status_code == 200, described.text
         assert described.json()[0]["batchSize"] == 4
+
+
+# --- read-only root filesystem ---------------------------------------------------------------------
+
+
+def test_server_writes_only_to_its_writable_dirs(server: TorchServeServer, client: httpx.Client) -> None:
+    for i in range(3):
+        r = client.post(
+            f"{server.inference}/predictions/echo", json={"i": i}, headers=server.bearer("inference")
+        )
+        assert r.status_code == 200, r.text
+    assert client.get(f"{server.metrics}/metrics").status_code == 200
+    assert server.readiness_probe().returncode == 0
+    # nothing in the mapped container tree changed outside the emptyDirs (model store and ConfigMap
+    # are read-only there; as root the chmod does not bind, this comparison does)
+    assert server.image_changes() == []
+
+    # ...and each emptyDir is used: the pod needs every one of them.
+    assert set(RUNTIME.writable_dirs.values()) == {WORK_DIR, LOG_DIR, TMP_DIR}
+    work, logs, tmp = (Path(server.local(d)) for d in (WORK_DIR, LOG_DIR, TMP_DIR))
+    assert server.cwd == work
+    assert (work / "key_file.json").is_file()
+    assert {"ts_log.log", "model_log.log", "access_log.log"} <= {p.name for p in logs.iterdir()}
+    assert (tmp / ".model_server.pid").is_file()  # the launcher's, through TEMP
+    assert any((tmp / "models").iterdir())  # the extracted .mar, through java.io.tmpdir
+    workers = server.spec.model.runtime_config.workers
+    assert {f".ts.sock.{9000 + i}" for i in range(workers)} <= {p.name for p in tmp.iterdir()}
