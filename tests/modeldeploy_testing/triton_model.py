@@ -121,10 +121,18 @@ class ControlledModel:
     def pending(self) -> float:
         return scrape(self.triton.metrics_url).total("nv_inference_pending_request_count", model=self.name)
 
-    def hold_and_queue(self, gate: Path, holds: int, queued: int, min_wait_s: float) -> Held:
+    def hold_and_queue(
+        self,
+        gate: Path,
+        holds: int,
+        queued: int,
+        min_wait_s: float,
+        while_queued: Callable[[], None] | None = None,
+    ) -> Held:
         """Park ``holds`` requests in model instances (one after the other, so each takes its own
         instance), queue ``queued`` OK requests behind them, keep them queued at least
-        ``min_wait_s``, then release everything; returns once every request is answered."""
+        ``min_wait_s`` (calling ``while_queued`` then, if given), then release everything; returns
+        once every request is answered."""
         for leftover in gate.iterdir():
             leftover.unlink()
         responses: dict[str, httpx.Response] = {}
@@ -149,6 +157,8 @@ class ControlledModel:
                 start(f"queued-{i}", OK)
             self.triton.wait_until(f"{queued} requests pending", lambda: self.pending() == queued)
             queued_since = time.monotonic()
+            if while_queued is not None:
+                while_queued()
             self.triton.wait_until(
                 f"{min_wait_s}s with requests queued", lambda: time.monotonic() - queued_since >= min_wait_s
             )
