@@ -30,6 +30,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# Checkers the unit tests run, cached like the cluster: the Argo CD Lua runner and promtool.
+bash e2e/argocd-luatest.sh >/dev/null
+_promtool="$(bash e2e/promtool.sh)"
+export PATH="$(dirname "$_promtool"):$PATH"
+unset _promtool
+
 if [ "${MODELDEPLOY_SKIP_CLUSTER:-0}" != "1" ]; then
   bash e2e/minio.sh >/dev/null  # the S3 server of the storage tests: built once, cached like the cluster
   bash e2e/cluster.sh up
