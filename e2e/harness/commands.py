@@ -42,9 +42,6 @@ TERMINATION_LOG_ENV: Final = "MODELDEPLOY_TERMINATION_LOG"
 LOOPBACK: Final = "127.0.0.1"
 _PORT_FLAG: Final = re.compile(r"^(--[\w-]*port)(=?)(\d*)$")
 _ADDRESS_LINE: Final = re.compile(r"^(\w+_address)=(https?)://[^:/]+:(\d+)$")
-# TorchServe 0.12's worker imports torch at module level but a torch-free handler never uses more
-# than these two names; without torch installed the worker gets this module on its PYTHONPATH.
-TORCH_STUB: Final = "class Tensor:\n    pass\n\n\ndef save(obj, f):\n    raise RuntimeError('torch stub')\n"
 
 
 @dataclass(frozen=True)
@@ -169,6 +166,8 @@ def _torchserve(
         config.write_text(rewrite_listeners(pristine.read_text(), ports, mounts))
     env["TEMP"] = env["TMPDIR"]  # the JVM's java.io.tmpdir: TorchServe keeps its pid file there
     if importlib.util.find_spec("torch") is None:
+        from modeldeploy_testing.torchserve import TORCH_STUB  # what the worker imports of torch
+
         stub = workdir / "torch_stub" / "torch"
         stub.mkdir(parents=True, exist_ok=True)
         (stub / "__init__.py").write_text(TORCH_STUB)

@@ -1,10 +1,24 @@
 """Gateway API: weighted backendRefs on an HTTPRoute (gateway.networking.k8s.io/v1).
 
-The route has one rule whose backendRefs point at the Services ``<md>-stable`` (weight 100 - w)
-and ``<md>-canary`` (weight w); children/service.py builds those Services. Without a canary
-revision only the stable backend is listed. The route is meant to be applied with server-side
-apply: when ``gateway`` is not set, no parentRefs are sent, so a route created by someone else
-keeps its parents and the operator only owns the rule.
+Two kinds of route, told apart by the live object:
+
+* **the operator's own** (missing, or carrying the ModelDeployment's ownerReference): built whole by
+  :func:`http_route` and server-side applied, as a route the operator creates. It has one rule whose
+  backendRefs point at ``<md>-stable`` (weight 100 - w) and ``<md>-canary`` (weight w); without a
+  canary revision only the stable backend is listed. ``parentRefs`` only when ``gateway`` is set.
+* **the user's** (any other existing route, e.g. kept in Git): the user owns everything - matches,
+  filters, timeouts, other rules, parentRefs. The operator owns only the ``weight`` of the two
+  backendRefs to its Services in one rule: the rule named ``ruleName`` (Gateway API v1.4
+  ``rules[].name``), or else the first rule with a backendRef to ``<md>-stable`` or ``<md>-canary``.
+  ``rules`` is an atomic list for server-side apply, so :func:`weight_patch` builds a JSON patch
+  that replaces only those weight fields, guarded by a ``test`` of the resourceVersion (the shell
+  re-reads and retries on conflict). The rest of the route is left byte-for-byte as it was.
+
+  "Git values": the user's rule lists both Services, ``<md>-stable`` with weight 100 and
+  ``<md>-canary`` with weight 0. During a rollout the operator sets 100 - w / w; after promotion
+  (or an abort) it writes 100 / 0 back, so the route is again exactly what Git holds. At rest a route
+  that already sends nothing to the canary (canary weight 0, any stable weight) is not touched.
+  A rule without both backendRefs cannot be managed: :class:`RouteNotManageable` says what is missing.
 
 Weights are exact per request (the Gateway implementation does the split), so the weight does
 not depend on how many pods each revision has; those counts come from rollout/replicas.py.
@@ -72,47 +86,125 @@ def http_route(
     }
 
 
-def _weights(route: Mapping[str, Any], md_name: str) -> tuple[int, int] | None:
-    stable_name, canary_name = stable_service_name(md_name), canary_service_name(md_name)
+def _rules(route: Mapping[str, Any]) -> list[Any]:
     spec = route.get("spec")
     rules = spec.get("rules") if isinstance(spec, Mapping) else None
-    if not isinstance(rules, list):
-        return None
-    for rule in rules:
-        refs = rule.get("backendRefs") if isinstance(rule, Mapping) else None
-        if not isinstance(refs, list):
+    return rules if isinstance(rules, list) else []
+
+
+def _service_refs(rule: Any, service: str) -> list[int]:
+    """Indexes of the rule's backendRefs to the core Service ``service``."""
+    refs = rule.get("backendRefs") if isinstance(rule, Mapping) else None
+    out = []
+    for j, ref in enumerate(refs if isinstance(refs, list) else []):
+        if not isinstance(ref, Mapping) or ref.get("kind", "Service") != "Service":
             continue
-        stable = canary = 0
-        found = False
-        for ref in refs:
-            if not isinstance(ref, Mapping) or ref.get("kind", "Service") != "Service":
-                continue
-            if ref.get("group", "") not in ("", "core"):
-                continue
-            w = ref.get("weight", DEFAULT_BACKEND_WEIGHT)
-            w = w if isinstance(w, int) and w >= 0 else 0
-            if ref.get("name") == stable_name:
-                stable, found = stable + w, True
-            elif ref.get("name") == canary_name:
-                canary, found = canary + w, True
-        if found:
-            return stable, canary
+        if ref.get("group", "") in ("", "core") and ref.get("name") == service:
+            out.append(j)
+    return out
+
+
+def _weight(ref: Mapping[str, Any]) -> int:
+    w = ref.get("weight", DEFAULT_BACKEND_WEIGHT)
+    return w if isinstance(w, int) and w >= 0 else 0
+
+
+def managed_rule(route: Mapping[str, Any], md_name: str, rule_name: str | None = None) -> int | None:
+    """Index of the rule whose weights the operator owns (see the module docstring), or None."""
+    ours = (stable_service_name(md_name), canary_service_name(md_name))
+    for i, rule in enumerate(_rules(route)):
+        if rule_name is not None:
+            if isinstance(rule, Mapping) and rule.get("name") == rule_name:
+                return i
+        elif any(_service_refs(rule, name) for name in ours):
+            return i
     return None
 
 
-def reached_weight(route: Mapping[str, Any] | None, md_name: str) -> int | None:
-    """The canary weight a live HTTPRoute carries (first rule naming our Services), or None.
+def _weights(route: Mapping[str, Any], md_name: str, rule_name: str | None) -> tuple[int, int] | None:
+    i = managed_rule(route, md_name, rule_name)
+    if i is None:
+        return None
+    rule = _rules(route)[i]
+    refs = rule.get("backendRefs") or []
+    stable = sum(_weight(refs[j]) for j in _service_refs(rule, stable_service_name(md_name)))
+    canary = sum(_weight(refs[j]) for j in _service_refs(rule, canary_service_name(md_name)))
+    return stable, canary
 
-    None when there is no route, or no rule references ``<md>-stable`` / ``<md>-canary``.
+
+def reached_weight(route: Mapping[str, Any] | None, md_name: str, rule_name: str | None = None) -> int | None:
+    """The canary weight a live HTTPRoute carries (in the managed rule), or None.
+
+    None when there is no route, or no managed rule (see :func:`managed_rule`).
     A backendRef without weight counts as 1, as the Gateway API specifies.
     """
     if route is None:
         return None
-    weights = _weights(route, md_name)
+    weights = _weights(route, md_name, rule_name)
     if weights is None:
         return None
     stable, canary = weights
     return share(canary, stable + canary)
+
+
+class RouteNotManageable(ValueError):
+    """A user's HTTPRoute the operator cannot set weights on; the message says what is missing."""
+
+
+JsonPatch = list[dict[str, Any]]
+
+
+def owned_by(route: Mapping[str, Any] | None, owner: OwnerLike) -> bool:
+    """Whether the live route is the operator's own (absent, or owned by this ModelDeployment)."""
+    if route is None:
+        return True
+    uid = owner.owner_reference().get("uid")
+    refs = (route.get("metadata") or {}).get("ownerReferences") or []
+    return any(isinstance(r, Mapping) and r.get("uid") == uid for r in refs)
+
+
+def weight_patch(
+    route: Mapping[str, Any], md_name: str, rule_name: str | None, *, canary: bool, weight: int
+) -> JsonPatch:
+    """A JSON patch setting only the managed rule's two weights on a user's route ([] when they hold).
+
+    ``canary`` False: back to the Git values (stable 100, canary 0), unless the canary already gets
+    nothing. Raises :class:`RouteNotManageable` when the rule or one of the backendRefs is missing.
+    """
+    check_weight(weight)
+    name = (route.get("metadata") or {}).get("name", "?")
+    stable_name, canary_name = stable_service_name(md_name), canary_service_name(md_name)
+    i = managed_rule(route, md_name, rule_name)
+    if i is None:
+        which = (
+            f"named {rule_name!r}" if rule_name else f"with a backendRef to {stable_name} or {canary_name}"
+        )
+        raise RouteNotManageable(f"HTTPRoute {name} has no rule {which}")
+    rule = _rules(route)[i]
+    refs = rule["backendRefs"]
+    stable_at, canary_at = _service_refs(rule, stable_name), _service_refs(rule, canary_name)
+    missing = [n for n, at in ((stable_name, stable_at), (canary_name, canary_at)) if not at]
+    if missing:
+        raise RouteNotManageable(
+            f"HTTPRoute {name} rule {i} has no backendRef to {' or '.join(missing)}: list both Services "
+            f"(weights 100 and 0); the operator only sets weights on a route it did not create"
+        )
+    on_canary = sum(_weight(refs[j]) for j in canary_at)
+    if not canary and on_canary == 0 and sum(_weight(refs[j]) for j in stable_at) > 0:
+        return []  # at rest and already all on stable: the user's weights stand
+    want = {stable_at[0]: 100 - weight if canary else 100, canary_at[0]: weight if canary else 0}
+    for j in (*stable_at[1:], *canary_at[1:]):
+        want[j] = 0  # duplicates of our backendRefs would skew the split
+    ops: JsonPatch = []
+    for j, value in sorted(want.items()):
+        if refs[j].get("weight") != value:
+            op = "replace" if "weight" in refs[j] else "add"
+            ops.append({"op": op, "path": f"/spec/rules/{i}/backendRefs/{j}/weight", "value": value})
+    if not ops:
+        return []
+    version = (route.get("metadata") or {}).get("resourceVersion")
+    guard = [{"op": "test", "path": "/metadata/resourceVersion", "value": version}] if version else []
+    return guard + ops
 
 
 def route_accepted(route: Mapping[str, Any] | None) -> bool | None:
@@ -150,4 +242,31 @@ class GatewayApiRouter:
         return [http_route(self.config, owner, canary=canary, weight=weight if canary else 0, port=port)]
 
     def reached_weight(self, owner: OwnerLike, observed: ObservedTraffic) -> int | None:
-        return reached_weight(observed.route, owner.name)
+        return reached_weight(observed.route, owner.name, self.config.rule_name)
+
+    def route_update(
+        self,
+        owner: OwnerLike,
+        live: Mapping[str, Any] | None,
+        *,
+        stable_revision: str | None,
+        canary_revision: str | None,
+        weight: int,
+        port: int,
+    ) -> Manifest | JsonPatch:
+        """What the shell sends for ``weight``: the whole route to apply when it is the operator's
+        own, else a JSON patch of the weights alone (possibly empty). May raise RouteNotManageable."""
+        if owned_by(live, owner):
+            (route,) = self.objects(
+                owner,
+                stable_revision=stable_revision,
+                canary_revision=canary_revision,
+                weight=weight,
+                port=port,
+            )
+            return route
+        assert live is not None
+        canary = canary_revision is not None and canary_revision != stable_revision
+        return weight_patch(
+            live, owner.name, self.config.rule_name, canary=canary, weight=weight if canary else 0
+        )
