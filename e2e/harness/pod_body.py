@@ -298,10 +298,10 @@ class PodBody(threading.Thread):
                     continue
                 if now >= c.next_probe:
                     self._probe(c, now)
-            self.publish()
             if self.ready and not self.ever_ready:
                 self.ever_ready = True
-                self.on_ready(self)
+                self.on_ready(self)  # before the status says Ready: the load knows the model by then
+            self.publish()
             self.stopping.wait(0.2)
 
     def _probe(self, c: Container, now: float) -> None:
