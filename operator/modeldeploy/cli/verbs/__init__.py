@@ -1,0 +1,1 @@
+"""One module per verb of ``kubectl modeldeploy`` (as Argo Rollouts' plugin has one per command)."""
