@@ -79,7 +79,7 @@ def _extract_zip(archive: Path, dest: Path, source: str) -> None:
                     target = zf.read(info).decode("utf-8", "replace")
                     check_link_target(name, target, what)
                     links.append((name, target))
-                elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type recorded
                     raise UnsafeSource(f"{what} {name}: device files and FIFOs are not allowed")
                 elif not info.is_dir():
                     files.append((name, info))

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from modeldeploy.storage.archive import extract, tree_files
 from modeldeploy.storage.errors import BadRequest, BadSource, NotFound
-from modeldeploy.storage.layout import TRITON, Move, plan
+from modeldeploy.storage.layout import TORCHSERVE, TRITON, Move, plan
 from modeldeploy.storage.safepath import relative_key, safe_relpath
 from modeldeploy.storage.transfer import Log, ObjectInfo, ObjectSource, RetryPolicy, download, retrying
 from modeldeploy.storage.uri import SourceUri, basename
@@ -79,6 +79,11 @@ def stage(source: ObjectSource, request: Request, work: Path, policy: RetryPolic
         if request.archive:
             raise BadRequest(
                 f"archive applies to a single object; {uri.raw} is a prefix ({len(objects)} objects)"
+            )
+        if request.layout == TORCHSERVE:
+            raise BadSource(
+                f"{uri.raw}: TorchServe needs a single .mar object (or a .tar.gz/.zip containing one), "
+                f"not a prefix ({len(objects)} objects)"
             )
         by_path = {relative_key(o.key, prefix, uri.raw): o for o in objects}
         moves = _plan(request, sorted(by_path))
