@@ -270,6 +270,11 @@ def test_watch_outcome(obj: dict[str, Any], code: int | None) -> None:
         ("promote", rolling(), None),
         ("resume", rolling(step=1), "fraud is not paused (Progressing at step 2, stable revision"),
         ("resume", rolling(paused=True, pauseReason="no data"), None),
+        (
+            "resume",
+            md(phase="Paused", canaryRevision=CANARY, rollout={"stepIndex": 3}),
+            "waits for `promote`",
+        ),
         ("pause", rolling(paused=True, pauseReason="no data"), "already paused: no data"),
         ("abort", md(phase="RolledBack", rollout={"revision": CANARY, "aborted": True}), "use `retry`"),
         ("retry", md(phase="RolledBack", rollout={"revision": CANARY, "aborted": True}), None),

@@ -42,6 +42,10 @@ def refusal(verb: str, md: Mapping[str, Any]) -> str | None:
         return f"nothing is rolling out: {name} is {_state(status)}"
     paused = bool(rollout.get("paused"))
     if verb == "resume" and not paused:
+        if status.get("phase") == "Paused":  # a pause step without a duration, or awaiting promotion
+            return (
+                f"{name} is not paused by a command or a guardrail: it waits for `promote` ({_state(status)})"
+            )
         return f"{name} is not paused ({_state(status)}); `resume` continues a paused rollout"
     if verb == "pause" and paused:
         return f"{name} is already paused: {rollout.get('pauseReason') or 'paused'}"
