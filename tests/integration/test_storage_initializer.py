@@ -246,9 +246,17 @@ def test_s3_tar_gz_model_directory(s3: S3Server, prefix: str, tmp_path: Path) ->
     )
     dest = tmp_path / "models" / "fraud"
     r = run_initializer(
-        tmp_path, f"s3://{BUCKET}/{prefix}fraud.tar.gz", str(dest),
-        "--layout", "triton", "--version-dir", "4", "--archive", "tar.gz", env=s3.env(),
-    )  # fmt: skip
+        tmp_path,
+        f"s3://{BUCKET}/{prefix}fraud.tar.gz",
+        str(dest),
+        "--layout",
+        "triton",
+        "--version-dir",
+        "4",
+        "--archive",
+        "tar.gz",
+        env=s3.env(),
+    )
     assert r.returncode == 0, r
     assert read_tree(dest) == {k.removeprefix("fraud/"): v for k, v in files.items() if "/4/" in k}
 
