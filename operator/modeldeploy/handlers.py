@@ -15,6 +15,7 @@ from modeldeploy.children.labels import DEPLOYMENT as OWNER_LABEL
 from modeldeploy.children.labels import MANAGED_BY, MANAGER
 from modeldeploy.controller import Controller
 from modeldeploy.kube.rest import MODELDEPLOYMENT
+from modeldeploy.policy.watch import PolicyWatch
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,14 @@ MANAGED = {MANAGED_BY: MANAGER}
 GROUP, VERSION = MODELDEPLOYMENT.api_version.split("/")
 
 
-def build_registry(controller: Controller, api: Any) -> kopf.OperatorRegistry:
-    """Handlers for kopf; ``api`` is the kubernetes ApiClient whose credentials kopf also uses."""
+def build_registry(
+    controller: Controller, api: Any, policies: PolicyWatch | None = None
+) -> kopf.OperatorRegistry:
+    """Handlers for kopf; ``api`` is the kubernetes ApiClient whose credentials kopf also uses.
+
+    ``policies`` (built on the reconciler's PolicyUsage) turns policy and namespace-label changes into
+    work for exactly the ModelDeployments they concern; without it policies are not watched.
+    """
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -56,6 +63,23 @@ def build_registry(controller: Controller, api: Any) -> kopf.OperatorRegistry:
         kopf.on.event(
             *_split(group_version), plural, labels=MANAGED, registry=registry, id=f"child-{plural}"
         )(child_event)
+
+    if policies is not None:
+
+        @kopf.on.event(GROUP, VERSION, "clusterrolloutpolicies", registry=registry)
+        async def cluster_policy_event(**kwargs: Any) -> None:
+            for key in policies.cluster_policy_event(kwargs["name"], kwargs["event"]):
+                controller.enqueue(*key)
+
+        @kopf.on.event(GROUP, VERSION, "rolloutpolicies", registry=registry)
+        async def policy_event(**kwargs: Any) -> None:
+            for key in policies.policy_event(kwargs["namespace"], kwargs["name"], kwargs["event"]):
+                controller.enqueue(*key)
+
+        @kopf.on.event("", "v1", "namespaces", registry=registry)
+        async def namespace_event(**kwargs: Any) -> None:
+            for key in policies.namespace_event(kwargs["name"], kwargs["event"]):
+                controller.enqueue(*key)
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:

@@ -13,6 +13,7 @@ from modeldeploy.controller import Controller
 from modeldeploy.handlers import build_registry
 from modeldeploy.kube.rest import Kube, connect
 from modeldeploy.observability import setup_logging
+from modeldeploy.policy.watch import PolicyWatch
 from modeldeploy.settings import SettingsError, load
 
 log = logging.getLogger("modeldeploy")
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kube = Kube(api)
     reconciler = Reconciler(kube, settings)
     controller = Controller(reconciler.reconcile, settings.resync_seconds)
-    registry = build_registry(controller, api)
+    registry = build_registry(controller, api, PolicyWatch(reconciler.policy_usage))
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_address)
     liveness = (

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from modeldeploy.api.status import ModelDeploymentStatus
 
 RECONCILES = Counter("modeldeploy_reconciles_total", "Reconcile passes.", ["result"])
 RECONCILE_SECONDS = Histogram(
@@ -17,8 +21,62 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 API_WRITES = Counter("modeldeploy_api_writes_total", "Write calls to the Kubernetes API.", ["verb", "kind"])
-DECISIONS = Counter("modeldeploy_rollout_decisions_total", "Rollout decisions taken.", ["action"])
+DECISIONS = Counter(
+    "modeldeploy_rollout_decisions_total", "Rollout decisions taken.", ["namespace", "name", "action"]
+)
 MEASUREMENTS = Counter("modeldeploy_measurements_total", "Guardrail measurements.", ["verdict"])
+# every verdict exported from the start (at 0), so that increase() also counts the first one
+for _verdict in ("Successful", "Failed", "Inconclusive", "Error"):
+    MEASUREMENTS.labels(verdict=_verdict)
+PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "RolledBack")
+PHASE = Gauge(
+    "modeldeploy_phase",
+    "1 for the phase each ModelDeployment is in, 0 for the others.",
+    ["namespace", "name", "phase"],
+)
+CANARY_WEIGHT = Gauge(
+    "modeldeploy_canary_weight",
+    "Traffic share (percent) of the revision being rolled out.",
+    ["namespace", "name"],
+)
+REVISION_ROLE = Gauge(
+    "modeldeploy_revision_role",
+    "1 for each revision a ModelDeployment serves, by role (stable, canary): joins the model "
+    "servers' metrics (label revision) to their role.",
+    ["namespace", "name", "revision", "role"],
+)
+_roles: dict[tuple[str, str], set[tuple[str, str]]] = {}
+_roles_lock = threading.Lock()
+
+
+def record_status(namespace: str, name: str, status: ModelDeploymentStatus) -> None:
+    """Publish a ModelDeployment's phase, canary weight and revisions (the monitoring kit reads them)."""
+    for candidate in PHASES:
+        PHASE.labels(namespace, name, candidate).set(1 if candidate == status.phase else 0)
+    CANARY_WEIGHT.labels(namespace, name).set(status.canary_weight)
+    roles = {
+        (revision, role)
+        for revision, role in ((status.stable_revision, "stable"), (status.canary_revision, "canary"))
+        if revision
+    }
+    with _roles_lock:
+        for revision, role in _roles.get((namespace, name), set()) - roles:
+            REVISION_ROLE.remove(namespace, name, revision, role)
+        for revision, role in roles:
+            REVISION_ROLE.labels(namespace, name, revision, role).set(1)
+        _roles[(namespace, name)] = roles
+
+
+def forget_status(namespace: str, name: str) -> None:
+    """Drop the series of a ModelDeployment that is gone."""
+    with _roles_lock:
+        for revision, role in _roles.pop((namespace, name), set()):
+            REVISION_ROLE.remove(namespace, name, revision, role)
+    with suppress(KeyError):  # never recorded (gone before its first status write)
+        for candidate in PHASES:
+            PHASE.remove(namespace, name, candidate)
+        CANARY_WEIGHT.remove(namespace, name)
+
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 

@@ -57,7 +57,15 @@ from modeldeploy.kube.rest import (
     KubeError,
     kind_of,
 )
-from modeldeploy.observability import API_WRITES, DECISIONS, MEASUREMENTS, RECONCILE_SECONDS, RECONCILES
+from modeldeploy.observability import (
+    API_WRITES,
+    DECISIONS,
+    MEASUREMENTS,
+    RECONCILE_SECONDS,
+    RECONCILES,
+    forget_status,
+    record_status,
+)
 from modeldeploy.policy import apply_policy
 from modeldeploy.rollout import (
     Command,
@@ -185,6 +193,7 @@ class Reconciler:
     def _pass(self, namespace: str, name: str) -> float | None:
         md = self.kube.get(MODELDEPLOYMENT, namespace, name)
         if md is None or md["metadata"].get("deletionTimestamp"):
+            forget_status(namespace, name)
             return GONE
         self._local.md = md
         now = self.clock()
@@ -385,7 +394,9 @@ class Reconciler:
             elif isinstance(action, Log):
                 decided = action.fields.get("decision") or action.fields.get("actions")
                 if decided:
-                    DECISIONS.labels(action=str(action.fields.get("decision") or "act")).inc()
+                    DECISIONS.labels(
+                        owner.namespace, owner.name, str(action.fields.get("decision") or "act")
+                    ).inc()
                 # one INFO line per decision; passes that change nothing are DEBUG
                 decisions_log.log(
                     logging.INFO if decided else logging.DEBUG,
@@ -619,6 +630,7 @@ class Reconciler:
         return status.canary_weight if reached is None else reached
 
     def _write_status(self, md: Body, old: Body, new: ModelDeploymentStatus) -> None:
+        record_status(md["metadata"]["namespace"], md["metadata"]["name"], new)
         body = new.wire()
         if body == _normalise(old):
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -183,3 +184,137 @@ def test_children_owner_info_is_accepted() -> None:
     )
     assert route == same
     assert GatewayApiRouter(GW).reached_weight(info, ObservedTraffic(route=route)) == 5
+
+
+# --- gateway API: a user's route, only weights change ---------------------------------------------
+
+
+def user_route() -> dict[str, Any]:
+    """A route kept in Git: two rules, header matches, a filter, a timeout; ours is the second rule."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "bert-route", "namespace": "prod", "resourceVersion": "41"},
+        "spec": {
+            "parentRefs": [{"name": "public", "namespace": "gateways"}],
+            "hostnames": ["bert.example.test"],
+            "rules": [
+                {
+                    "name": "legacy",
+                    "matches": [{"headers": [{"name": "x-legacy", "value": "1"}]}],
+                    "backendRefs": [{"name": "bert-legacy", "port": 8000, "weight": 1}],
+                },
+                {
+                    "name": "serving",
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+                    "filters": [
+                        {
+                            "type": "RequestHeaderModifier",
+                            "requestHeaderModifier": {"add": [{"name": "x-a", "value": "b"}]},
+                        }
+                    ],
+                    "timeouts": {"request": "30s"},
+                    "backendRefs": [
+                        {"name": "bert-stable", "port": 8000, "weight": 100},
+                        {"name": "bert-canary", "port": 8000, "weight": 0},
+                    ],
+                },
+            ],
+        },
+    }
+
+
+def apply_json_patch(obj: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 for the ops the router emits (test, add/replace of an object member)."""
+    out = copy.deepcopy(obj)
+    for op in ops:
+        *parents, last = [int(p) if p.isdigit() else p for p in op["path"].lstrip("/").split("/")]
+        node: Any = out
+        for part in parents:
+            node = node[part]
+        if op["op"] == "test":
+            assert node[last] == op["value"], f"test failed at {op['path']}"
+        else:
+            assert op["op"] in ("add", "replace") and (op["op"] == "add" or last in node)
+            node[last] = op["value"]
+    return out
+
+
+def weights(route: dict[str, Any], rule: int = 1) -> list[int | None]:
+    return [ref.get("weight") for ref in route["spec"]["rules"][rule]["backendRefs"]]
+
+
+@pytest.mark.parametrize("rule_name", ["serving", None])
+def test_user_route_patch_touches_only_our_weights(rule_name: str | None) -> None:
+    before = user_route()
+    ops = gateway_api.weight_patch(before, "bert", rule_name, canary=True, weight=30)
+    assert ops == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "41"},
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/0/weight", "value": 70},
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 30},
+    ]
+    during = apply_json_patch(before, ops)
+    assert weights(during) == [70, 30] and gateway_api.reached_weight(during, "bert", rule_name) == 30
+    for i in (0, 1):
+        during["spec"]["rules"][1]["backendRefs"][i]["weight"] = before["spec"]["rules"][1]["backendRefs"][i][
+            "weight"
+        ]
+    assert during == before  # nothing else moved
+    # after promotion: back to the Git values, byte for byte
+    during = apply_json_patch(before, ops)
+    during["metadata"]["resourceVersion"] = "42"
+    back = apply_json_patch(
+        during, gateway_api.weight_patch(during, "bert", rule_name, canary=False, weight=0)
+    )
+    back["metadata"]["resourceVersion"] = "41"
+    assert back == before
+
+
+def test_user_route_at_rest_is_left_alone() -> None:
+    route = user_route()
+    assert gateway_api.weight_patch(route, "bert", "serving", canary=False, weight=0) == []
+    route["spec"]["rules"][1]["backendRefs"][0]["weight"] = 5  # the user's own stable weight stands
+    assert gateway_api.weight_patch(route, "bert", "serving", canary=False, weight=0) == []
+    assert gateway_api.weight_patch(route, "bert", "serving", canary=True, weight=5)[1:] == [
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/0/weight", "value": 95},
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 5},
+    ]
+
+
+def test_user_route_without_weights_gets_them_added() -> None:
+    route = user_route()
+    for ref in route["spec"]["rules"][1]["backendRefs"]:
+        del ref["weight"]
+    ops = gateway_api.weight_patch(route, "bert", None, canary=True, weight=10)
+    assert [op["op"] for op in ops] == ["test", "add", "add"]
+    assert weights(apply_json_patch(route, ops)) == [90, 10]
+
+
+def test_user_route_that_cannot_be_managed_says_why() -> None:
+    route = user_route()
+    with pytest.raises(
+        gateway_api.RouteNotManageable, match="HTTPRoute bert-route has no rule named 'other'"
+    ):
+        gateway_api.weight_patch(route, "bert", "other", canary=True, weight=10)
+    del route["spec"]["rules"][1]["backendRefs"][1]
+    with pytest.raises(gateway_api.RouteNotManageable, match="rule 1 has no backendRef to bert-canary"):
+        gateway_api.weight_patch(route, "bert", None, canary=True, weight=10)
+    with pytest.raises(
+        gateway_api.RouteNotManageable,
+        match="has no rule with a backendRef to albert-stable or albert-canary",
+    ):
+        gateway_api.weight_patch(user_route(), "albert", None, canary=True, weight=10)
+
+
+def test_route_update_applies_our_own_route_and_patches_a_users() -> None:
+    router = GatewayApiRouter(GatewayApiRouting(http_route="bert-route", rule_name="serving"))
+    kwargs: dict[str, Any] = {"stable_revision": "a1", "canary_revision": "b2", "weight": 20, "port": 8000}
+    created = router.route_update(OWNER, None, **kwargs)
+    assert isinstance(created, dict) and created["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+    ours = {**created, "metadata": {**created["metadata"], "resourceVersion": "7"}}
+    assert isinstance(router.route_update(OWNER, ours, **kwargs), dict)
+    patch = router.route_update(OWNER, user_route(), **kwargs)
+    assert isinstance(patch, list) and [op["value"] for op in patch[1:]] == [80, 20]
+    at_rest = router.route_update(OWNER, user_route(), **{**kwargs, "canary_revision": "a1"})
+    assert at_rest == []
+    assert router.reached_weight(OWNER, ObservedTraffic(route=apply_json_patch(user_route(), patch))) == 20

@@ -9,7 +9,7 @@ in Python gets the same answer as ``kubectl apply``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -495,6 +495,13 @@ class Autoscaling(ApiModel):
 # --- rollout -----------------------------------------------------------------------------------
 
 
+def _policy_governed(schema: dict[str, Any]) -> None:
+    """No ``default`` in the CRD schema: the API server must not fill a field a rollout policy may
+    supply, or "the user set it" and "the schema defaulted it" look the same (modeldeploy.policy).
+    The pydantic default stays: the operator applies it last (user > policy > built-in)."""
+    schema.pop("default", None)
+
+
 class PolicyRef(ApiModel):
     kind: Literal["ClusterRolloutPolicy", "RolloutPolicy"] = Field(
         "ClusterRolloutPolicy", description="ClusterRolloutPolicy, or a RolloutPolicy in this namespace."
@@ -523,6 +530,16 @@ class GatewayApiRouting(ApiModel):
     )
     gateway_namespace: str | None = Field(
         None, max_length=63, pattern=DNS_LABEL, description="Namespace of the parent Gateway."
+    )
+    rule_name: str | None = Field(
+        None,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description=(
+            "Name of the HTTPRoute rule (Gateway API v1.4 rules[].name) whose backendRef weights the "
+            "operator sets; unset: the first rule with a backendRef to <name>-stable or <name>-canary. "
+            "On a route the operator did not create, only those weights change."
+        ),
     )
 
 
@@ -694,26 +711,42 @@ class Guardrail(ApiModel):
 class Analysis(ApiModel):
     """How guardrails are measured and judged."""
 
-    interval: Duration = Field("15s", description="Time between measurements.")
+    interval: Duration = Field(
+        "15s", json_schema_extra=_policy_governed, description="Time between measurements (default 15s)."
+    )
     window: Duration | None = Field(None, description="PromQL range window (default: 2 x interval, >= 30s).")
     failure_limit: int = Field(
-        2, ge=1, le=100, description="Failed measurements that trigger automatic rollback."
+        2,
+        ge=1,
+        le=100,
+        json_schema_extra=_policy_governed,
+        description="Failed measurements that trigger automatic rollback (default 2).",
     )
     inconclusive_limit: int = Field(
-        3, ge=1, le=100, description="Inconclusive measurements (no data, too few samples) before pausing."
+        3,
+        ge=1,
+        le=100,
+        json_schema_extra=_policy_governed,
+        description="Inconclusive measurements (no data, too few samples) before pausing (default 3).",
     )
     consecutive_error_limit: int = Field(
-        4, ge=1, le=100, description="Consecutive query errors (Prometheus down) before pausing."
+        4,
+        ge=1,
+        le=100,
+        json_schema_extra=_policy_governed,
+        description="Consecutive query errors (Prometheus down) before pausing (default 4).",
     )
     no_data_policy: Literal["pause", "fail", "pass"] = Field(
         "pause",
+        json_schema_extra=_policy_governed,
         description="An empty result: pause (inconclusive, default), fail (counts as failed), or pass.",
     )
     min_sample_size: int = Field(
         20,
+        json_schema_extra=_policy_governed,
         ge=0,
         le=10_000_000,
-        description="Requests the canary must have served in the window; fewer = inconclusive.",
+        description="Requests the canary must have served in the window; fewer = inconclusive (default 20).",
     )
     history: int = Field(20, ge=1, le=100, description="Measurements kept in status.")
     guardrails: list[Guardrail] = Field(
@@ -767,10 +800,11 @@ class Rollout(ApiModel):
         600,
         ge=10,
         le=86_400,
+        json_schema_extra=_policy_governed,
         description=(
             "Seconds a revision's pods may take to become Ready (counted from when they were asked "
             "for). Past it a new revision is aborted and rolled back (stable untouched), naming the "
-            "pods' reason; a first revision is marked Degraded."
+            "pods' reason; a first revision is marked Degraded. Default 600."
         ),
     )
 

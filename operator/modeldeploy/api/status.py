@@ -6,7 +6,7 @@ moment resumes from it exactly where it was.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -110,6 +110,52 @@ class Decision(ApiModel):
     at: str = Field(..., max_length=64)
 
 
+ShortText = Annotated[str, Field(max_length=128)]
+LongText = Annotated[str, Field(max_length=512)]
+PolicySource = Literal["policyRef", "namespaceLabel", "clusterDefault", "builtIn"]
+
+
+class PolicySummary(ApiModel):
+    """Which rollout policy applies and where it came from (see modeldeploy.policy)."""
+
+    kind: Literal["ClusterRolloutPolicy", "RolloutPolicy"] | None = Field(
+        None, description="Kind of the policy; absent for builtIn."
+    )
+    name: str | None = Field(None, max_length=253, description="Name of the policy; absent for builtIn.")
+    source: PolicySource = Field(
+        ..., description="policyRef | namespaceLabel | clusterDefault | builtIn (no policy applies)."
+    )
+    mandatory: bool = Field(False, description="The namespace makes this policy mandatory.")
+    ignored_policy_ref: str | None = Field(
+        None, max_length=300, description="spec.rollout.policyRef set aside by a mandatory namespace policy."
+    )
+    defaulted: list[ShortText] = Field(
+        default_factory=list, max_length=16, description="Spec fields the policy filled in."
+    )
+
+
+class EffectiveRollout(ApiModel):
+    """The rollout settings in force: the user's fields, then the policy's defaults, then built-ins."""
+
+    strategy: str = Field(..., max_length=16)
+    steps: list[ShortText] = Field(
+        default_factory=list, max_length=32, description="Canary steps, e.g. setWeight=10, analysis=1m."
+    )
+    interval: str = Field(..., max_length=32)
+    window: str | None = Field(None, max_length=32)
+    failure_limit: int
+    inconclusive_limit: int
+    consecutive_error_limit: int
+    no_data_policy: str = Field(..., max_length=8)
+    min_sample_size: int
+    guardrails: list[LongText] = Field(
+        default_factory=list, max_length=16, description="Guardrails, e.g. error-rate: error-rate <= 0.01."
+    )
+    max_surge_gpus: int | None = Field(None, alias="maxSurgeGPUs")
+    progress_deadline_seconds: int
+    promote_full: bool = Field(True, description="Whether the promote-full command is allowed.")
+
+
 class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = None
     phase: Phase = "Pending"
@@ -137,3 +183,7 @@ class ModelDeploymentStatus(ApiModel):
     last_decision: Decision | None = None
     measurements: list[Measurement] = Field(default_factory=list, max_length=100)
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    policy: PolicySummary | None = Field(None, description="The rollout policy in force and its source.")
+    effective_rollout: EffectiveRollout | None = Field(
+        None, description="Rollout settings in force after the policy's defaults (a summary)."
+    )

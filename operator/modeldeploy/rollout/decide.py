@@ -254,6 +254,8 @@ def _apply(ctx: Pass, stable: str, st: RolloutState, command: Command) -> Rollou
         )
         analysis = clear_for_resume(st.analysis) if st.analysis is not None else None
         return st.model_copy(update={"paused": False, "pause_reason": None, "analysis": analysis})
+    if kind == "promote-full" and ctx.obs.promote_full_forbidden_by:
+        return _ignore(ctx, command, st, f"forbidden by {ctx.obs.promote_full_forbidden_by}")
     if kind == "promote-full":
         ctx.event(
             "Warning",

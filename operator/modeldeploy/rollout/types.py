@@ -67,6 +67,8 @@ class Observations:
     measurements: Sequence[Measurement] = ()
     command: Command | None = None
     smoke_test: SmokeTestResult | None = None
+    # The rollout policy that forbids promote-full (limits.allowPromoteFull: false), None when allowed.
+    promote_full_forbidden_by: str | None = None
 
 
 # --- actions -------------------------------------------------------------------------------------
