@@ -22,7 +22,6 @@ from pydantic import ValidationError
 
 from modeldeploy.analysis.prometheus import PrometheusClient, measure
 from modeldeploy.analysis.render import TemplateRejected
-from modeldeploy.api.policy import RolloutPolicySpec
 from modeldeploy.api.spec import ModelDeploymentSpec, RevisionTemplate
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, SmokeTestResult
 from modeldeploy.children import (
@@ -44,13 +43,11 @@ from modeldeploy.cli.commands import COMMAND_ANNOTATION, CommandError, parse_com
 from modeldeploy.controller import GONE
 from modeldeploy.kube.diff import needs_apply
 from modeldeploy.kube.rest import (
-    CLUSTER_POLICY,
     CONFIGMAP,
     DEPLOYMENT,
     HPA,
     HTTPROUTE,
     MODELDEPLOYMENT,
-    NS_POLICY,
     POD,
     Body,
     Kube,
@@ -66,7 +63,8 @@ from modeldeploy.observability import (
     forget_status,
     record_status,
 )
-from modeldeploy.policy import apply_policy
+from modeldeploy.policy.lookup import Outcome, evaluate
+from modeldeploy.policy.usage import PolicyUsage
 from modeldeploy.rollout import (
     Command,
     DeleteRevision,
@@ -85,13 +83,15 @@ from modeldeploy.rollout import (
 )
 from modeldeploy.rollout.gates import smoke_test_due
 from modeldeploy.rollout.pod_health import revision_problem
-from modeldeploy.routers import get_router
+from modeldeploy.routers import GatewayApiRouter, get_router
 from modeldeploy.routers.base import ObservedTraffic
+from modeldeploy.routers.gateway_api import RouteNotManageable
 from modeldeploy.runtimes import get_runtime
 from modeldeploy.settings import Settings
 from modeldeploy.smoke.client import pod_address, run_smoke_test
 
 log = logging.getLogger("modeldeploy.reconcile")
+ROUTE_PATCH_ATTEMPTS = 3
 decisions_log = logging.getLogger("modeldeploy.decision")
 
 
@@ -166,6 +166,8 @@ class Reconciler:
         )
         # The object of the pass in progress, per worker thread (Events about children attach to it).
         self._local = threading.local()
+        # Which policy each ModelDeployment uses: the policy watch re-evaluates exactly those.
+        self.policy_usage = PolicyUsage()
         self.prometheus = prometheus or PrometheusClient(
             settings.prometheus_url, timeout=settings.prometheus_timeout_seconds
         )
@@ -193,9 +195,11 @@ class Reconciler:
     def _pass(self, namespace: str, name: str) -> float | None:
         md = self.kube.get(MODELDEPLOYMENT, namespace, name)
         if md is None or md["metadata"].get("deletionTimestamp"):
+            self.policy_usage.forget((namespace, name))
             forget_status(namespace, name)
             return GONE
         self._local.md = md
+        self._local.problems = []  # found while executing (an HTTPRoute it cannot manage)
         now = self.clock()
         old_status = md.get("status") or {}
         status = _parse_status(old_status)
@@ -214,7 +218,8 @@ class Reconciler:
             self._write_status(md, old_status, new)
             return None
 
-        spec, blockers = self._policy(spec, md.get("spec") or {}, namespace)
+        policy = self._policy(spec, md.get("spec") or {}, namespace, name)
+        spec, blockers = policy.spec, [Blocker(reason, message) for reason, message in policy.problems]
         owner = OwnerInfo.from_object(md)
         runtime = get_runtime(spec.runtime)
         world = self._observe(namespace, name)
@@ -229,6 +234,7 @@ class Reconciler:
             measurements=self._measure(spec, status, namespace, name, now),
             command=self._command(md, status),
             smoke_test=self._smoke_test(spec, runtime, smoke_test_due(spec, status, revisions), world, now),
+            promote_full_forbidden_by=policy.promote_full_forbidden_by,
         )
         if blockers and stable is None:
             plan_status = status
@@ -241,7 +247,8 @@ class Reconciler:
         self._execute(md, owner, spec, runtime, templates, world, actions, plan_status)
         self._ensure_shared(owner, spec, runtime, plan_status, templates)
         world = self._observe(namespace, name) if actions else world
-        final = self._finish(md, spec, plan_status, world, blockers, templates, now)
+        final = self._finish(md, spec, plan_status, world, blockers + self._local.problems, templates, now)
+        final = final.model_copy(update={"policy": policy.summary, "effective_rollout": policy.effective})
         self._write_status(md, old_status, final)
         return next_wakeup(spec, final, now)
 
@@ -257,26 +264,12 @@ class Reconciler:
         world.pods = self.kube.list(POD, namespace, selector)
         return world
 
-    def _policy(
-        self, spec: ModelDeploymentSpec, raw: Body, namespace: str
-    ) -> tuple[ModelDeploymentSpec, list[Blocker]]:
-        """The spec with its policy's defaults, and a blocker per violated limit (spec is never edited)."""
-        ref = spec.rollout.policy_ref
-        if ref is None:
-            return spec, []
-        kind, ns = (CLUSTER_POLICY, None) if ref.kind == "ClusterRolloutPolicy" else (NS_POLICY, namespace)
-        obj = self.kube.get(kind, ns, ref.name)
-        if obj is None:
-            where = "" if ns is None else f" in namespace {ns}"
-            return spec, [
-                Blocker("PolicyNotFound", f"spec.rollout.policyRef: {ref.kind} {ref.name}{where} not found")
-            ]
-        try:
-            policy = RolloutPolicySpec.model_validate(obj.get("spec") or {})
-        except ValidationError as exc:
-            return spec, [Blocker("PolicyInvalid", f"{ref.kind} {ref.name}: {_validation_text(exc)}")]
-        applied = apply_policy(spec, raw, policy, f"{ref.kind}/{ref.name}")
-        return applied.spec, [Blocker("PolicyViolation", v) for v in applied.violations]
+    def _policy(self, spec: ModelDeploymentSpec, raw: Body, namespace: str, name: str) -> Outcome:
+        """The effective spec under the policy that applies (modeldeploy.policy; the spec is never
+        edited), and a problem per violated limit or unusable policy (they block new revisions)."""
+        outcome = evaluate(self.kube, spec, raw, namespace)
+        self.policy_usage.record((namespace, name), outcome.choice.policy, outcome.choice.source)
+        return outcome
 
     def _smoke_test(
         self, spec: ModelDeploymentSpec, runtime: Any, revision: str | None, world: World, now: datetime
@@ -457,10 +450,53 @@ class Reconciler:
         weight: int,
     ) -> None:
         router = get_router(spec.rollout.traffic_routing)
-        for obj in router.objects(
-            owner, stable_revision=stable, canary_revision=canary, weight=weight, port=runtime.serving_port
-        ):
-            self._apply(obj)
+        if not isinstance(router, GatewayApiRouter):
+            for obj in router.objects(
+                owner,
+                stable_revision=stable,
+                canary_revision=canary,
+                weight=weight,
+                port=runtime.serving_port,
+            ):
+                self._apply(obj)
+            return
+        # The operator's own route is applied whole; a user's route gets a JSON patch of the weights
+        # alone, guarded by a test of its resourceVersion: re-read and rebuilt when someone wrote first.
+        path = HTTPROUTE.path(owner.namespace, router.config.http_route)
+        for attempt in range(ROUTE_PATCH_ATTEMPTS):
+            live = self.kube.get(HTTPROUTE, owner.namespace, router.config.http_route)
+            try:
+                update = router.route_update(
+                    owner,
+                    live,
+                    stable_revision=stable,
+                    canary_revision=canary,
+                    weight=weight,
+                    port=runtime.serving_port,
+                )
+            except RouteNotManageable as exc:
+                problem = Blocker("HTTPRouteNotManageable", str(exc))
+                if problem not in self._local.problems:
+                    self._local.problems.append(problem)
+                return
+            if isinstance(update, dict):
+                self._apply(update)
+                return
+            if not update:
+                return
+            self._write("patch", "HTTPRoute")
+            try:
+                self.kube.request(
+                    "PATCH",
+                    path,
+                    body=update,
+                    query=[("fieldManager", self.kube.field_manager)],
+                    content_type="application/json-patch+json",
+                )
+                return
+            except KubeError as exc:  # 422: the test op failed (the route changed since it was read)
+                if exc.status not in (409, 422) or attempt + 1 == ROUTE_PATCH_ATTEMPTS:
+                    raise
 
     def _ensure_shared(
         self,
