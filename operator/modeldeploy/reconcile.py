@@ -320,6 +320,7 @@ class Reconciler:
                 status.rollout.revision,
                 status.stable_revision,
                 now,
+                evidence=status.rollout.analysis.sequential if status.rollout.analysis else (),
             )
         except TemplateRejected as exc:
             results = [

@@ -55,6 +55,11 @@ def threshold_text(guardrail: Guardrail) -> str:
         parts.append(f"<= {fmt(guardrail.max)}")
     if guardrail.compare_to_stable is not None:
         parts.append(f"<= {fmt(guardrail.compare_to_stable.max_ratio)} x stable")
+    if guardrail.sequential is not None:
+        test = guardrail.sequential
+        parts.append(
+            f"canary error rate <= {fmt(1 + test.tolerance)} x stable (sequential, alpha {fmt(test.alpha)})"
+        )
     return " and ".join(parts)
 
 
@@ -71,12 +76,20 @@ def evaluate(
     revision: str,
     query: str,
     now: datetime | str,
+    *,
+    samples_source: str = "",
 ) -> Measurement:
-    """Judge ``value`` (the canary's result) against the guardrail's rules; see the module docstring."""
+    """Judge ``value`` (the canary's result) against the guardrail's rules; see the module docstring.
+
+    ``samples_source`` says where the sample count came from (the runtime's request counter or the
+    guardrail's samplesQuery); it is quoted in the message.
+    """
     g = guardrail.name
     need = analysis.min_sample_size
     enough = need == 0 or (_finite(samples) and samples is not None and samples >= need)
     seen = f"{fmt(samples)} requests" if samples is not None else "an unknown number of requests"
+    if samples_source:
+        seen = f"{seen} counted by {samples_source}"
     in_window = f"{seen} in the window, minSampleSize {need}"
 
     verdict: Verdict

@@ -7,8 +7,9 @@ threads, so the client is synchronous (httpx.Client, safe to share between threa
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -18,12 +19,21 @@ from modeldeploy.analysis.evaluate import (
     evaluate,
     inconclusive_measurement,
     threshold_text,
+    timestamp,
 )
 from modeldeploy.analysis.render import StableRevisionUnavailable, Variables, render
-from modeldeploy.analysis.templates import default_guardrails, guardrail_source, sample_count_template
+from modeldeploy.analysis.sequential import Increment
+from modeldeploy.analysis.sequential_guardrail import interval_seconds, judge
+from modeldeploy.analysis.templates import (
+    SAMPLE_COUNT_SOURCES,
+    default_guardrails,
+    event_count_templates,
+    guardrail_source,
+    sample_count_template,
+)
 from modeldeploy.api.common import format_duration, parse_duration
 from modeldeploy.api.spec import Analysis, Guardrail
-from modeldeploy.api.status import Measurement
+from modeldeploy.api.status import Measurement, SequentialEvidence
 
 _ERROR_TEXT_MAX = 500
 
@@ -53,7 +63,7 @@ class QueryResult:
 
 
 class Querier(Protocol):
-    def query(self, promql: str) -> QueryResult: ...
+    def query(self, promql: str, at: datetime | None = None) -> QueryResult: ...
 
 
 class PrometheusClient:
@@ -80,15 +90,17 @@ class PrometheusClient:
         except httpx.HTTPError:
             return False
 
-    def query(self, promql: str) -> QueryResult:
-        """Run an instant query; one series or a scalar -> value, empty vector -> no data.
+    def query(self, promql: str, at: datetime | None = None) -> QueryResult:
+        """Run an instant query (evaluated at ``at``, default Prometheus' now); one series or a scalar
+        -> value, empty vector -> no data.
 
         Raises QueryError for everything else, with Prometheus' own error text when it gave one.
         """
+        form = {"query": promql, "timeout": f"{max(1, int(self.timeout))}s"}
+        if at is not None:
+            form["time"] = f"{(at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp():.3f}"
         try:
-            response = self._http.post(
-                "/api/v1/query", data={"query": promql, "timeout": f"{max(1, int(self.timeout))}s"}
-            )
+            response = self._http.post("/api/v1/query", data=form)
         except httpx.TimeoutException:
             raise QueryError(
                 f"Prometheus at {self.base_url} did not answer within {self.timeout:g}s"
@@ -218,22 +230,23 @@ def measure(
     revision: str,
     stable_revision: str | None,
     now: datetime | str,
+    *,
+    evidence: Sequence[SequentialEvidence] = (),
 ) -> list[Measurement]:
     """Measure every guardrail of ``analysis`` for the canary ``revision``; one Measurement each.
 
-    Runs the runtime's sample-count query, each guardrail's query and, for compareToStable, the
-    same query for ``stable_revision``. Query failures become ``Error`` measurements. A refused
-    template raises :class:`~modeldeploy.analysis.render.TemplateRejected` before any query is sent.
+    Runs the runtime's sample-count query (or a guardrail's own ``samplesQuery``), each guardrail's
+    query and, for compareToStable, the same query for ``stable_revision``. A sequential guardrail
+    counts errors and requests of both revisions since its stored ``evidence`` instead. Query
+    failures become ``Error`` measurements. A refused template raises
+    :class:`~modeldeploy.analysis.render.TemplateRejected` before any query is sent.
     """
     sample_query, planned = plan(analysis, runtime, namespace, name, revision, stable_revision)
 
     samples: float | None = None
     sample_error: str | None = None
     try:
-        sample_result = client.query(sample_query)
-        samples = sample_result.value
-        if samples is not None and not math.isfinite(samples):
-            samples = None
+        samples = _finite_or_none(client.query(sample_query).value)
     except QueryError as e:
         sample_error = f"the sample-count query failed: {e}"
 
@@ -248,10 +261,36 @@ def measure(
                 )
             )
             continue
-        if sample_error is not None:
+        if g.sequential is not None:
+            prior = next((e for e in evidence if e.guardrail == g.name), None)
+            window_s = parse_duration(analysis_window(analysis))
             out.append(
-                error_measurement(g.name, revision, sample_query, sample_error, now, threshold=threshold)
+                _measure_sequential(
+                    client,
+                    g,
+                    runtime,
+                    Variables(namespace, name, revision, "1s", stable_revision),
+                    prior,
+                    window_s,
+                    now,
+                )
             )
+            continue
+        guardrail_samples, source = samples, SAMPLE_COUNT_SOURCES.get(runtime, "")  # type: ignore[call-overload]
+        failed = sample_error
+        if g.samples_query is not None:
+            source = "the guardrail's samplesQuery"
+            vars_ = Variables(namespace, name, revision, analysis_window(analysis), stable_revision)
+            try:
+                query = render(g.samples_query, vars_, guardrail=g.name)
+                guardrail_samples, failed = _finite_or_none(client.query(query).value), None
+            except StableRevisionUnavailable as e:
+                out.append(inconclusive_measurement(g.name, revision, "", str(e), now, threshold=threshold))
+                continue
+            except QueryError as e:
+                failed = f"the samplesQuery failed: {e}"
+        if failed is not None:
+            out.append(error_measurement(g.name, revision, sample_query, failed, now, threshold=threshold))
             continue
         try:
             value = client.query(p.canary_query).value
@@ -274,5 +313,56 @@ def measure(
                     )
                 )
                 continue
-        out.append(evaluate(g, value, samples, stable_value, analysis, revision, p.canary_query, now))
+        out.append(
+            evaluate(
+                g,
+                value,
+                guardrail_samples,
+                stable_value,
+                analysis,
+                revision,
+                p.canary_query,
+                now,
+                samples_source=source,
+            )
+        )
     return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _measure_sequential(
+    client: Querier,
+    guardrail: Guardrail,
+    runtime: str,
+    canary: Variables,
+    prior: SequentialEvidence | None,
+    first_window_s: float,
+    now: datetime | str,
+) -> Measurement:
+    """Count errors and requests of canary and stable over the same interval, evaluated at ``now``
+    (see :mod:`modeldeploy.analysis.sequential_guardrail`), and judge the evidence."""
+    g, threshold = guardrail.name, threshold_text(guardrail)
+    if canary.stable_revision is None:
+        reason = "there is no stable revision to compare with yet"
+        return inconclusive_measurement(g, canary.revision, "", reason, now, threshold=threshold)
+    seconds = interval_seconds(prior, now, first_window_s)
+    errors_source, requests_source = event_count_templates(runtime)
+    window = format_duration(seconds)
+    stable = Variables(canary.namespace, canary.name, canary.stable_revision, window, canary.stable_revision)
+    canary = Variables(canary.namespace, canary.name, canary.revision, window, canary.stable_revision)
+    queries = [render(q, v, guardrail=g) for v in (canary, stable) for q in (requests_source, errors_source)]
+    if seconds == 0:
+        return judge(guardrail, canary.revision, None, prior, queries[1], now)
+    at = datetime.fromisoformat(timestamp(now).replace("Z", "+00:00"))
+    counts: list[float] = []
+    for query in queries:
+        try:
+            counts.append(_finite_or_none(client.query(query, at).value) or 0.0)
+        except QueryError as e:
+            return error_measurement(g, canary.revision, query, str(e), now, threshold=threshold)
+    canary_requests, canary_errors, stable_requests, stable_errors = (max(0.0, round(c)) for c in counts)
+    increment = Increment(canary_requests, canary_errors, stable_requests, stable_errors)
+    return judge(guardrail, canary.revision, increment, prior, queries[1], now)

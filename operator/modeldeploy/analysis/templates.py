@@ -214,6 +214,41 @@ def builtin_template(runtime: str, template: str) -> str:
         ) from None
 
 
+def _counted(metric: str) -> str:
+    # The exact increase of each series over the window, without increase()'s extrapolation (last
+    # minus first sample); a series that reset in the window (a restarted server) counts nothing, so
+    # contiguous windows never count a request twice. Used by sequential guardrails.
+    series = f"{metric}{{{SELECTOR}}}[{{{{ window }}}}]"
+    exact = f"max_over_time({series}) - min_over_time({series})"
+    return f"(sum(({exact}) unless (resets({series}) > 0)) or vector(0))"
+
+
+# (errors, requests) of a revision over the window, for sequential guardrails.
+_EVENT_COUNTS: Final[dict[Runtime, tuple[str, str]]] = {
+    "triton": (
+        _counted("nv_inference_request_failure"),
+        f"{_counted('nv_inference_request_success')} + {_counted('nv_inference_request_failure')}",
+    ),
+    "torchserve": (_counted("Requests5XX"), _counted("ts_inference_requests_total")),
+}
+
+
+def event_count_templates(runtime: str) -> tuple[str, str]:
+    """The jinja2 PromQL (errors, requests) a revision served in the window, exact and non-overlapping
+    across contiguous windows (for sequential guardrails)."""
+    try:
+        return _EVENT_COUNTS[runtime]  # type: ignore[index]
+    except KeyError:
+        raise KeyError(f"no error and request counts for runtime {runtime!r}") from None
+
+
+# Where the sample count of a guardrail without samplesQuery comes from, for status messages.
+SAMPLE_COUNT_SOURCES: Final[dict[Runtime, str]] = {
+    "triton": "Triton's request counters nv_inference_request_success + nv_inference_request_failure",
+    "torchserve": "TorchServe's request counter ts_inference_requests_total",
+}
+
+
 def sample_count_template(runtime: str) -> str:
     """The jinja2 PromQL counting requests the revision served in the window (for minSampleSize)."""
     try:

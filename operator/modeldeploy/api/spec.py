@@ -665,6 +665,29 @@ class CompareToStable(ApiModel):
     )
 
 
+class SequentialTest(ApiModel):
+    """An anytime-valid test of the canary's error rate against the stable revision's."""
+
+    tolerance: float = Field(
+        0.2,
+        ge=0,
+        le=10,
+        description=(
+            "Regression means: canary error rate > stable error rate x (1 + tolerance). The guardrail "
+            "fails on evidence of a regression and passes only on evidence of none."
+        ),
+    )
+    alpha: float = Field(
+        0.01,
+        gt=0,
+        le=0.2,
+        description=(
+            "False-alarm level of each of the two tests (a false rollback, a false pass), valid however "
+            "often the evidence is looked at."
+        ),
+    )
+
+
 class Guardrail(ApiModel):
     """One SLO check: a built-in template or a PromQL query (jinja2), with thresholds."""
 
@@ -673,8 +696,17 @@ class Guardrail(ApiModel):
             "x-kubernetes-validations": [
                 cel(exactly_one(["template", "query"]), "a guardrail sets exactly one of template, query"),
                 cel(
-                    "has(self.min) || has(self.max) || has(self.compareToStable)",
-                    "a guardrail needs min, max or compareToStable",
+                    "has(self.min) || has(self.max) || has(self.compareToStable) || has(self.sequential)",
+                    "a guardrail needs min, max, compareToStable or sequential",
+                ),
+                cel(
+                    "!has(self.sequential) || (has(self.template) && self.template == 'error-rate' && "
+                    "!has(self.min) && !has(self.max) && !has(self.compareToStable))",
+                    "sequential needs template error-rate and no min, max or compareToStable",
+                ),
+                cel(
+                    "!has(self.samplesQuery) || has(self.query)",
+                    "samplesQuery goes with a custom query",
                 ),
             ]
         }
@@ -699,12 +731,39 @@ class Guardrail(ApiModel):
     compare_to_stable: CompareToStable | None = Field(
         None, description="Also run the query for the stable revision and compare."
     )
+    sequential: SequentialTest | None = Field(
+        None,
+        description=(
+            "Judge canary against stable with an anytime-valid sequential test on the error and request "
+            "counts of both revisions over the same intervals (template error-rate only): fails as soon "
+            "as a regression is evident, passes once its absence is, otherwise inconclusive. "
+            "minSampleSize does not apply."
+        ),
+    )
+    samples_query: str | None = Field(
+        None,
+        max_length=4096,
+        description=(
+            "PromQL (jinja2, same variables as query) counting the canary's requests in the window, for "
+            "minSampleSize. Default: the runtime's own request counter for the canary revision."
+        ),
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> Guardrail:
         _one_of(self, ["template", "query"], f"guardrail {self.name}")
-        if self.min is None and self.max is None and self.compare_to_stable is None:
-            raise ValueError(f"guardrail {self.name}: needs min, max or compareToStable")
+        checks = (self.min, self.max, self.compare_to_stable, self.sequential)
+        if all(c is None for c in checks):
+            raise ValueError(f"guardrail {self.name}: needs min, max, compareToStable or sequential")
+        if self.sequential is not None and (
+            self.template != "error-rate" or any(c is not None for c in checks[:3])
+        ):
+            raise ValueError(
+                f"guardrail {self.name}: sequential needs template error-rate "
+                "and no min, max or compareToStable"
+            )
+        if self.samples_query is not None and self.query is None:
+            raise ValueError(f"guardrail {self.name}: samplesQuery goes with a custom query")
         return self
 
 

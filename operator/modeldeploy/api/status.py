@@ -26,6 +26,25 @@ class Condition(ApiModel):
     observed_generation: int | None = None
 
 
+class SequentialEvidence(ApiModel):
+    """A sequential guardrail's running evidence (modeldeploy.analysis.sequential): an operator
+    restarted at any moment resumes the test exactly from it."""
+
+    guardrail: str = Field(..., max_length=63)
+    through: str = Field(..., max_length=64, description="End of the last interval counted (RFC 3339).")
+    canary_requests: float = Field(0, ge=0)
+    canary_errors: float = Field(0, ge=0)
+    stable_requests: float = Field(0, ge=0)
+    stable_errors: float = Field(0, ge=0)
+    regression: list[float] = Field(
+        default_factory=list, max_length=32, description="Log-likelihood ratio per regression alternative."
+    )
+    no_regression: list[float] = Field(
+        default_factory=list, max_length=32, description="Log-likelihood ratio per no-regression alternative."
+    )
+    decision: Literal["Undecided", "Regression", "NoRegression"] = "Undecided"
+
+
 class Measurement(ApiModel):
     """One guardrail evaluation, kept so `kubectl describe` answers why a rollout moved."""
 
@@ -39,6 +58,9 @@ class Measurement(ApiModel):
     verdict: Verdict
     message: str = Field("", max_length=1024)
     at: str = Field(..., max_length=64)
+    evidence: SequentialEvidence | None = Field(
+        None, description="Sequential guardrails: the evidence after this measurement."
+    )
 
 
 class AnalysisCounters(ApiModel):
@@ -54,6 +76,9 @@ class AnalysisCounters(ApiModel):
     consecutive_errors: int = 0
     last_verdict: Verdict | None = Field(
         None, description="Verdict of the latest measurement; an analysis passes only after a Successful one."
+    )
+    sequential: list[SequentialEvidence] = Field(
+        default_factory=list, max_length=16, description="Evidence of each sequential guardrail so far."
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modeldeploy.api.spec import Analysis
-from modeldeploy.api.status import AnalysisCounters, Measurement, Verdict
+from modeldeploy.api.status import AnalysisCounters, Measurement, SequentialEvidence, Verdict
 
 Outcome = Literal["continue", "pass", "fail", "pause"]
 
@@ -43,16 +43,38 @@ def culprit(results: Sequence[Measurement], verdict: Verdict) -> Measurement | N
     return next((m for m in results if m.verdict == verdict), None)
 
 
-def record(counters: AnalysisCounters, verdict: Verdict, at: str) -> AnalysisCounters:
-    """Counters after one more measurement. Any answer other than Error ends an error streak."""
+def collecting(m: Measurement) -> bool:
+    """A sequential guardrail still collecting evidence: its Inconclusive means "not yet", which
+    counts towards no limit (an analysis that ends with it pauses, see :func:`assess`)."""
+    return m.verdict == "Inconclusive" and m.evidence is not None and m.evidence.decision == "Undecided"
+
+
+def _evidence(counters: AnalysisCounters, results: Sequence[Measurement]) -> list[SequentialEvidence]:
+    fresh = {m.evidence.guardrail: m.evidence for m in results if m.evidence is not None}
+    kept = [e for e in counters.sequential if e.guardrail not in fresh]
+    return (kept + list(fresh.values()))[-16:]
+
+
+def record(
+    counters: AnalysisCounters, verdict: Verdict, at: str, results: Sequence[Measurement] = ()
+) -> AnalysisCounters:
+    """Counters after one more measurement. Any answer other than Error ends an error streak.
+
+    ``results`` (the guardrail results) carry the sequential guardrails' evidence, which is kept;
+    a measurement whose only inconclusive results are sequential tests still collecting evidence
+    is not counted as inconclusive.
+    """
     is_error = verdict == "Error"
+    waiting = [m for m in results if m.verdict == "Inconclusive"]
+    inconclusive = verdict == "Inconclusive" and not (waiting and all(collecting(m) for m in waiting))
     return counters.model_copy(
         update={
             "last_measured_at": at,
             "measurements": counters.measurements + 1,
             "successes": counters.successes + (verdict == "Successful"),
             "failures": counters.failures + (verdict == "Failed"),
-            "inconclusives": counters.inconclusives + (verdict == "Inconclusive"),
+            "inconclusives": counters.inconclusives + inconclusive,
+            "sequential": _evidence(counters, results),
             "errors": counters.errors + is_error,
             "consecutive_errors": counters.consecutive_errors + 1 if is_error else 0,
             "last_verdict": verdict,
@@ -65,6 +87,12 @@ def clear_for_resume(counters: AnalysisCounters) -> AnalysisCounters:
     return counters.model_copy(update={"inconclusives": 0, "errors": 0, "consecutive_errors": 0})
 
 
+def has_failed(counters: AnalysisCounters, analysis: Analysis) -> bool:
+    """At the failure limit, or a sequential guardrail found evidence of a regression."""
+    regressed = any(e.decision == "Regression" for e in counters.sequential)
+    return regressed or counters.failures >= analysis.failure_limit
+
+
 def assess(counters: AnalysisCounters, analysis: Analysis, elapsed: float, duration: float) -> Assessment:
     """Fail, pause, pass or keep measuring. Failure wins over everything else.
 
@@ -75,6 +103,9 @@ def assess(counters: AnalysisCounters, analysis: Analysis, elapsed: float, durat
     c, a = counters, analysis
     if c.failures >= a.failure_limit:
         return Assessment("fail", f"failed {c.failures}/{a.failure_limit} measurements")
+    regressed = [e.guardrail for e in c.sequential if e.decision == "Regression"]
+    if regressed:
+        return Assessment("fail", f"sequential guardrail {regressed[0]} found evidence of a regression")
     if c.consecutive_errors >= a.consecutive_error_limit:
         return Assessment(
             "pause",
@@ -86,6 +117,13 @@ def assess(counters: AnalysisCounters, analysis: Analysis, elapsed: float, durat
             "pause",
             f"inconclusive: no data / too few samples in {c.inconclusives} measurements "
             f"(limit {a.inconclusive_limit})",
+        )
+    undecided = [e.guardrail for e in c.sequential if e.decision == "Undecided"]
+    if elapsed >= duration and c.last_verdict == "Inconclusive" and undecided:
+        return Assessment(
+            "pause",
+            f"inconclusive: sequential guardrail {undecided[0]} found evidence neither of a regression "
+            "nor of its absence by the end of the analysis",
         )
     if elapsed >= duration and c.last_verdict == "Successful":
         return Assessment(

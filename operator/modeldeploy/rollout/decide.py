@@ -21,7 +21,14 @@ from datetime import datetime
 
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Phase, RolloutState
-from modeldeploy.rollout.assessment import clear_for_resume, culprit, describe, overall_verdict, record
+from modeldeploy.rollout.assessment import (
+    clear_for_resume,
+    culprit,
+    describe,
+    has_failed,
+    overall_verdict,
+    record,
+)
 from modeldeploy.rollout.conditions import ConditionStatus, set_condition
 from modeldeploy.rollout.gates import (
     DEADLINE_REASON,
@@ -164,7 +171,7 @@ def _measure(
     active = strategy_of(st).active_analysis(ctx.spec, st)
     if verdict is None or active is None or st.paused or st.aborted:
         return st, history
-    c = record(counters(ctx, st), verdict, ctx.stamp)
+    c = record(counters(ctx, st), verdict, ctx.stamp, results)
     ctx.results = results
     a = ctx.analysis
     notable = {
@@ -189,7 +196,7 @@ def _fail_fast(ctx: Pass, stable: str, st: RolloutState) -> RolloutState:
     pause nor promote-full can keep traffic on a revision that has failed."""
     strategy = strategy_of(st)
     step = strategy.active_analysis(ctx.spec, st)
-    if step is None or st.analysis is None or st.analysis.failures < ctx.analysis.failure_limit:
+    if step is None or st.analysis is None or not has_failed(st.analysis, ctx.analysis):
         return st
     rolled_back, _ = judge_analysis(ctx, st, stable, step, strategy.undo_traffic)
     return rolled_back
