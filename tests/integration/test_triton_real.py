@@ -404,6 +404,8 @@ def test_every_triton_guardrail_sees_requests_and_errors(tmp_path: Path, prometh
                     prom, analysis, "triton", namespace, MD_NAME, pod.revision, None, datetime.now(UTC)
                 )
             }
+    for m in measurements.values():  # shown with a failure (or with -s)
+        print(f"{m.guardrail}: value={m.value} samples={m.samples} {m.threshold} -> {m.verdict}")
     assert set(measurements) == set(BUILTIN_TEMPLATES)
     for m in measurements.values():
         assert m.value is not None and math.isfinite(m.value), m
