@@ -214,3 +214,15 @@ def test_https_no_retry_on_404_and_403(https: HttpsServer, tmp_path: Path, statu
     assert r.returncode == 1, r
     assert r.termination.startswith(f"{kind}: {url}")
     assert https.requests - before == 1
+
+
+def test_https_body_cut_off_resumes_from_the_byte_reached(https: HttpsServer, tmp_path: Path) -> None:
+    data = secrets.token_bytes(3_000_000)
+    url = serve(https, "cut/m.onnx", data)
+    https.cut_after(1_000_000)
+    dest = tmp_path / "models" / "m"
+    args = ("--layout", "triton", "--version-dir", "1", "--ca-bundle", str(https.ca_path))
+    r = run_initializer(tmp_path, url, str(dest), *args, env={})
+    assert r.returncode == 0, r
+    assert f"retry 1/2 {url} from byte 1000000 " in r.stdout
+    assert read_tree(dest) == {"1/m.onnx": data}

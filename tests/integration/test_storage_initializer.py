@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -237,28 +238,14 @@ def test_s3_wrong_credentials_is_access_denied_without_leaking_them(
     assert wrong not in r.stdout + r.stderr + r.termination and s3.access_key not in r.termination
 
 
-def test_s3_tar_gz_model_directory(s3: S3Server, prefix: str, tmp_path: Path) -> None:
-    files = {"fraud/config.pbtxt": b"c", "fraud/4/model.py": b"m", "fraud/4/lib/x.py": b"x"}
-    s3.put_object(
-        BUCKET,
-        prefix + "fraud.tar.gz",
-        tar_gz({"config.pbtxt": b"c", "4/model.py": b"m", "4/lib/x.py": b"x"}),
-    )
+def test_s3_tar_gz_model_directory_with_sha256(s3: S3Server, prefix: str, tmp_path: Path) -> None:
+    archive = tar_gz({"config.pbtxt": b"c", "4/model.py": b"m", "4/lib/x.py": b"x", "5/model.py": b"5"})
+    s3.put_object(BUCKET, prefix + "fraud.tar.gz", archive)
     dest = tmp_path / "models" / "fraud"
-    r = run_initializer(
-        tmp_path,
-        f"s3://{BUCKET}/{prefix}fraud.tar.gz",
-        str(dest),
-        "--layout",
-        "triton",
-        "--version-dir",
-        "4",
-        "--archive",
-        "tar.gz",
-        env=s3.env(),
-    )
+    args = ("--layout", "triton", "--version-dir", "4", "--archive", "tar.gz", "--sha256", sha256(archive))
+    r = run_initializer(tmp_path, f"s3://{BUCKET}/{prefix}fraud.tar.gz", str(dest), *args, env=s3.env())
     assert r.returncode == 0, r
-    assert read_tree(dest) == {k.removeprefix("fraud/"): v for k, v in files.items() if "/4/" in k}
+    assert read_tree(dest) == {"4/model.py": b"m", "4/lib/x.py": b"x"}
 
 
 @pytest.mark.parametrize(
@@ -427,5 +414,35 @@ def test_killed_initializer_leaves_a_partial_that_the_next_run_removes(
         assert f"removing {partial}" in r.stdout
         assert (dest / "1" / "model.bin").read_bytes() == data
         assert not partial.exists()
+    finally:
+        proxy.close()
+
+
+def test_connection_reset_mid_body_resumes_from_the_byte_reached(s3: S3Server, tmp_path: Path) -> None:
+    data, uri = big_object(s3, tmp_path)
+    proxy = StallingProxy(s3.port, stall_after=STALL_AT)
+    dest = tmp_path / "models" / "big"
+    env = {**s3.env(), "AWS_ENDPOINT_URL": proxy.endpoint_url}
+    run_env = {"PATH": os.environ["PATH"], **FAST_RETRIES, **env}
+    try:
+        with subprocess.Popen(
+            [INITIALIZER, uri, str(dest), "--layout", "triton", "--version-dir", "1"],
+            env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ) as proc:  # fmt: skip
+            poll(
+                "the transfer to stall mid-body",
+                lambda: proxy.forwarded >= STALL_AT,
+                timeout=60,
+                interval=0.05,
+            )
+            proxy.stall_after = None
+            proxy.cut()  # connection reset; the server stays up
+            out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+        # the second request asked for the rest only (obstore resumes a broken body itself; when its
+        # retries are spent, the transfer resumes from the byte written, see transfer.download)
+        ranges = [int(m) for m in re.findall(rb"(?i)\r\nrange: bytes=(\d+)-", bytes(proxy.sent))]
+        assert ranges and ranges[-1] >= STALL_AT // 2, (ranges, out)
+        assert sha256((dest / "1" / "model.bin").read_bytes()) == sha256(data)
     finally:
         proxy.close()

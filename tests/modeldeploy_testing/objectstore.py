@@ -299,8 +299,9 @@ def _answers(url: str) -> bool:
 class HttpsServer:
     """Serves files below ``root`` over TLS (a trustme CA, cert for 127.0.0.1 and localhost).
 
-    ``fail(status, times)`` answers the next ``times`` requests with ``status``; ``requests`` counts
-    every request (retry tests); Range requests get 206.
+    ``fail(status, times)`` answers the next ``times`` requests with ``status``; ``cut_after(n)``
+    drops the connection after ``n`` body bytes of the next response; ``requests`` counts every
+    request (retry tests); Range requests get 206.
     """
 
     root: Path
@@ -308,6 +309,7 @@ class HttpsServer:
     port: int
     requests: int = 0
     _failures: list[int] = field(default_factory=list)
+    _cuts: list[int] = field(default_factory=list)
     _httpd: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -317,6 +319,14 @@ class HttpsServer:
     def fail(self, status: int, times: int) -> None:
         with self._lock:
             self._failures.extend([status] * times)
+
+    def cut_after(self, body_bytes: int) -> None:
+        with self._lock:
+            self._cuts.append(body_bytes)
+
+    def _next_cut(self) -> int | None:
+        with self._lock:
+            return self._cuts.pop(0) if self._cuts else None
 
     def _next_failure(self) -> int | None:
         with self._lock:
@@ -356,9 +366,16 @@ def _handler(server: HttpsServer) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send_response(200)
             self.send_header("Content-Length", str(size - start))
             self.end_headers()
+            cut = server._next_cut()
             with open(path, "rb") as f:
                 f.seek(start)
-                shutil.copyfileobj(f, self.wfile, 1 << 20)
+                if cut is None:
+                    shutil.copyfileobj(f, self.wfile, 1 << 20)
+                    return
+                self.wfile.write(f.read(cut))
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)  # the body breaks off
 
     return Handler
 
@@ -386,13 +403,15 @@ def start_https_server(root: Path, tmp_dir: Path) -> HttpsServer:
 
 class StallingProxy:
     """Forwards 127.0.0.1:``port`` to ``target_port``; after ``stall_after`` bytes of responses it
-    stops forwarding (the transfer hangs mid-body) until ``cut()`` closes every connection."""
+    stops forwarding (the transfer hangs mid-body) until ``cut()`` closes every connection.
+    ``sent`` keeps what clients sent (request lines and headers: which ranges were asked for)."""
 
     def __init__(self, target_port: int, stall_after: int | None = None) -> None:
         self.target_port = target_port
         self.stall_after = stall_after
         self.port = free_port()
         self.forwarded = 0
+        self.sent = bytearray()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._cut = threading.Event()
@@ -429,9 +448,11 @@ class StallingProxy:
                         return
                     data = data[:room]
                 dst.sendall(data)
-                if response:
-                    with self._lock:
+                with self._lock:
+                    if response:
                         self.forwarded += len(data)
+                    else:
+                        self.sent += data
         except OSError:
             pass
         finally:

@@ -25,7 +25,6 @@ from modeldeploy.storage.errors import (
 from modeldeploy.storage.transfer import ObjectInfo, Sink
 from modeldeploy.storage.uri import SourceUri
 
-CHUNK = 4 * 1024 * 1024
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -90,7 +89,7 @@ class HttpsSource:
                     raise status_error(self.uri.raw, response.status_code)
                 # a server that ignores Range sends the whole body again: skip what we have
                 skip = offset if offset and response.status_code == 200 else 0
-                for chunk in response.iter_bytes(CHUNK):
+                for chunk in response.iter_bytes():  # as received: a cut body keeps every byte
                     if skip:
                         dropped = min(skip, len(chunk))
                         chunk, skip = chunk[dropped:], skip - dropped
