@@ -1,6 +1,7 @@
 """Canary analysis: guardrail PromQL (templates, safe rendering), pure judging, Prometheus I/O.
 
-Pure modules: templates, render, evaluate. I/O: prometheus (the only one importing httpx).
+Pure modules: templates, render, evaluate, sequential (the anytime-valid canary-vs-stable test) and
+sequential_guardrail (its measurement). I/O: prometheus (the only one importing httpx).
 """
 
 from modeldeploy.analysis.evaluate import error_measurement, evaluate, threshold_text
