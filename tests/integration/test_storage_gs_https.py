@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +87,69 @@ def test_gs_missing_object(gcs: GcsEmulator, tmp_path: Path) -> None:
         tmp_path, uri, str(tmp_path / "d"), "--layout", "triton", "--version-dir", "1", env=gcs.env()
     )
     failed(r, f"not found: {uri} does not exist (no object of that name and none below it)")
+
+
+def service_account_json(token_uri: str) -> tuple[str, str]:
+    """A real (generated) service-account key whose token endpoint is ``token_uri``; and its PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "test",
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem,
+        "client_email": "initializer@test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
+    return json.dumps(info), pem
+
+
+@pytest.fixture
+def refusing_token_endpoint() -> Iterator[str]:
+    """An OAuth token endpoint on loopback that refuses every grant (a revoked key)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"error": "invalid_grant", "error_description": "Invalid JWT Signature."}'
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/token"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_gs_refused_service_account_is_access_denied_without_leaking_the_key(
+    refusing_token_endpoint: str, tmp_path: Path
+) -> None:
+    sa_json, pem = service_account_json(refusing_token_endpoint)
+    uri = f"gs://{GCS_BUCKET}/m/model.onnx"
+    env = {"GOOGLE_SERVICE_ACCOUNT_JSON": sa_json}
+    r = run_initializer(
+        tmp_path, uri, str(tmp_path / "d"), "--layout", "triton", "--version-dir", "1", env=env
+    )
+    failed(r, f"access denied: {uri} (check the credentials Secret)")
+    out = r.stdout + r.stderr + r.termination
+    key_lines = [line for line in pem.splitlines() if "PRIVATE KEY" not in line]
+    assert key_lines and not any(line in out for line in key_lines)
+    assert json.loads(sa_json)["private_key_id"] not in out
 
 
 # --- https:// ----------------------------------------------------------------------------------------

@@ -38,11 +38,11 @@ def find(
     if uri.scheme == "https":
         return ObjectInfo(uri.raw, None), "", []
     if not uri.is_explicit_prefix:
-        obj = retrying(policy, f"stat {uri.raw}", log, lambda: source.stat(uri.key))
+        obj = retrying(policy, uri.raw, "stat", log, lambda: source.stat(uri.key))
         if obj is not None:
             return obj, "", []
     prefix = uri.key if uri.key == "" or uri.key.endswith("/") else uri.key + "/"
-    listed = retrying(policy, f"list {uri.raw}", log, lambda: source.list(prefix))
+    listed = retrying(policy, uri.raw, "list", log, lambda: source.list(prefix))
     objects = [o for o in listed if not o.key.endswith("/")]  # folder markers
     if not objects:
         raise NotFound(f"{uri.raw} does not exist (no object of that name and none below it)")

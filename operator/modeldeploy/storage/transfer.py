@@ -68,7 +68,7 @@ class RetryPolicy:
         return base * random.uniform(0.5, 1.0)
 
 
-def retrying(policy: RetryPolicy, what: str, log: Log, call: Callable[[], T]) -> T:
+def retrying(policy: RetryPolicy, uri: str, action: str, log: Log, call: Callable[[], T]) -> T:
     """``call()``, retried on Transient up to the policy's bound, then Unavailable."""
     attempt = 1
     while True:
@@ -76,9 +76,9 @@ def retrying(policy: RetryPolicy, what: str, log: Log, call: Callable[[], T]) ->
             return call()
         except Transient as e:
             if attempt >= policy.attempts:
-                raise Unavailable(f"{what}: {e} (gave up after {attempt} attempts)") from None
+                raise Unavailable(f"{uri}: {e} (gave up after {attempt} attempts to {action})") from None
             delay = policy.delay(attempt)
-            log(f"retry {attempt}/{policy.attempts - 1} {what} in {delay:.1f}s: {e}")
+            log(f"retry {attempt}/{policy.attempts - 1} {action} {uri} in {delay:.1f}s: {e}")
             time.sleep(delay)
             attempt += 1
 

@@ -71,7 +71,15 @@ class GcsSource:
                 raise BadRequest("GOOGLE_SERVICE_ACCOUNT_JSON is not a service-account key (JSON)") from None
             client = storage.Client(project=info.get("project_id"), credentials=credentials)
         else:
-            client = storage.Client()  # GOOGLE_APPLICATION_CREDENTIALS or the default chain
+            from google.auth.exceptions import DefaultCredentialsError
+
+            try:
+                client = storage.Client()  # GOOGLE_APPLICATION_CREDENTIALS or the default chain
+            except DefaultCredentialsError:
+                raise AccessDenied(
+                    f"{uri.raw}: no Google credentials (set GOOGLE_SERVICE_ACCOUNT_JSON or "
+                    "GOOGLE_APPLICATION_CREDENTIALS in the credentials Secret, or use workload identity)"
+                ) from None
         return cls(uri, client, redact)
 
     def _error(self, e: Exception, key: str) -> Exception:
