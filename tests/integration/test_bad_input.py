@@ -118,7 +118,7 @@ CASES: list[tuple[str, str, Any, list[str]]] = [
         "guardrail without threshold",
         "spec.rollout",
         {"analysis": {"guardrails": [{"name": "e", "template": "error-rate"}]}},
-        ["needs min, max or compareToStable"],
+        ["a guardrail needs min, max"],
     ),
     (
         "guardrail with template and query",

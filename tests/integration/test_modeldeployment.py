@@ -26,7 +26,7 @@ def md_manifest(name: str, runtime: str = "triton", **spec: Any) -> dict[str, An
         "model": {
             "name": "fraud",
             "version": "7",
-            "storageUri": "s3://models/fraud/7",
+            "storageUri": "s3://models/fraud/7" if runtime == "triton" else "s3://models/fraud-7.mar",
             "runtimeConfig": {"maxBatchSize": 16, "dynamicBatching": {"maxQueueDelayMicroseconds": 200}},
         },
         "replicas": 2,
