@@ -332,6 +332,13 @@ def test_history_from_events_and_status() -> None:
             "2026-11-29T10:30:00Z",
             20,
         ),
+        event(
+            "RolloutStarted",
+            f"rolling out {CANARY} (canary) against stable {third}",
+            "2026-11-29T10:30:01Z",
+            21,
+        ),
+        event("RolloutPromoted", f"revision {third} promoted: 100% traffic", "2026-11-29T10:22:01Z", 13),
         # same second as the start, written before it: the resourceVersion orders them
         event("RevisionSuperseded", f"revision {STABLE} superseded by {CANARY}", "2026-11-29T10:30:00Z", 19),
     ]

@@ -57,6 +57,8 @@ def history(md: Body, events: Sequence[Body]) -> list[HistoryEntry]:
         reason, message, at = event.get("reason") or "", event.get("message") or "", event_time(event)
         if reason in _OPEN and (found := _OPEN[reason].search(message)):
             deployed = reason == "RevisionDeployed"
+            if _repeated(entries, current, found["rev"], deployed):
+                continue
             entry = HistoryEntry(
                 found["rev"], at, at if deployed else None, "Deployed" if deployed else "InProgress", message
             )
@@ -71,6 +73,15 @@ def history(md: Body, events: Sequence[Body]) -> list[HistoryEntry]:
             current = None
     _settle(md, entries)
     return entries
+
+
+def _repeated(
+    entries: list[HistoryEntry], current: HistoryEntry | None, revision: str, deployed: bool
+) -> bool:
+    """The same start told twice (an event written again after a conflict, or a second operator)."""
+    if deployed:
+        return any(e.revision == revision and e.outcome == "Deployed" for e in entries)
+    return current is not None and current.revision == revision
 
 
 def _settle(md: Body, entries: list[HistoryEntry]) -> None:
