@@ -382,6 +382,8 @@ def test_server_root_filesystem_is_read_only_with_an_emptydir_per_writable_dir(r
     dep = deployment(make_spec(runtime))
     c = server(dep)
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    (init,) = pod(dep)["initContainers"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True, "the initializer writes only /models"
     rt = get_runtime(runtime)
     assert rt.writable_dirs
     for volume, path in rt.writable_dirs.items():

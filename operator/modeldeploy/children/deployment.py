@@ -121,7 +121,8 @@ def _init_container(spec: ModelDeploymentSpec, runtime: Runtime, settings: Build
         "args": initializer_args(spec, runtime),
         "resources": INITIALIZER_RESOURCES,
         "volumeMounts": mounts,
-        "securityContext": container_security_context(),
+        # it writes only into the model store (temporary names there, renamed when complete)
+        "securityContext": {**container_security_context(), "readOnlyRootFilesystem": True},
         # the initializer writes one line (not found, access denied, checksum mismatch...) to the
         # termination log; the operator puts it in the ModelDeployment's condition
         "terminationMessagePolicy": "FallbackToLogsOnError",
