@@ -179,8 +179,10 @@ class PodRunner:
 
     def logs(self, pod: str) -> str:
         """The logs of every container run for ``pod`` (for failure messages)."""
+        with self._lock:
+            roots = [b.root for b in self._bodies.values() if b.name == pod]
         parts = []
-        for path in sorted(self.workdir.glob(f"*/{_safe(pod)}-*/logs/*.log")):
+        for path in sorted(p for root in roots for p in root.glob("logs/*.log")):
             parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
         return "\n".join(parts) or "(no logs)"
 
@@ -296,7 +298,8 @@ class PodRunner:
                 return
             body = PodBody(
                 pod,
-                self.workdir / _safe(namespace) / f"{_safe(meta['name'])}-{uid[:8]}",
+                # short: Unix sockets under it (TorchServe's workers, in TMPDIR) allow 108 bytes of path
+                self.workdir / uid[:13],
                 self._allocate_ip(),
                 read=self._reader(namespace),
                 write_status=self._write_status,

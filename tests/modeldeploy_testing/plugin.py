@@ -11,6 +11,8 @@ Fixtures (only integration/e2e tests should request them):
   namespace   function: a fresh namespace `t-<test-slug>-<rand>` (TEST_NAMESPACE_PREFIX) labelled
               modeldeploy.dev/test=<slug>, deleted afterwards; when the test fails, its objects and
               events are added to the report.
+  real_namespace  function: like namespace, named modeldeploy-real-<test-slug>-<rand>: kwok leaves its
+              pods alone, the e2e pod runner (harness.pod_runner) runs them with real programs.
   prometheus  function: modeldeploy_testing.cluster.Prometheus; targets it added are removed afterwards.
   s3_server   session: a MinIO server on loopback (modeldeploy_testing.objectstore.S3Server; the
               binary is built once by e2e/minio.sh), stopped at the end.
@@ -133,14 +135,14 @@ def api(cluster: Cluster) -> Iterator[Any]:
         client.close()
 
 
-@pytest.fixture
-def namespace(request: pytest.FixtureRequest, cluster: Cluster, api: Any) -> Iterator[str]:
+def _test_namespace(request: pytest.FixtureRequest, cluster: Cluster, api: Any, prefix: str) -> Iterator[str]:
+    """A fresh namespace ``<prefix><test-slug>-<rand>`` for one test (see the module doc)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     core: Any = client.CoreV1Api(api)
-    slug = slugify(request.node.name)
-    name = f"{TEST_NAMESPACE_PREFIX}{slug}-{secrets.token_hex(3)}"
+    slug = slugify(request.node.name, limit=min(40, 63 - len(prefix) - 7))  # a DNS label: <= 63
+    name = f"{prefix}{slug}-{secrets.token_hex(3)}"
     core.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_LABEL: slug}))
     )
@@ -165,6 +167,19 @@ def namespace(request: pytest.FixtureRequest, cluster: Cluster, api: Any) -> Ite
         except ApiException as e:
             if e.status != 404:
                 raise
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster: Cluster, api: Any) -> Iterator[str]:
+    yield from _test_namespace(request, cluster, api, TEST_NAMESPACE_PREFIX)
+
+
+@pytest.fixture
+def real_namespace(request: pytest.FixtureRequest, cluster: Cluster, api: Any) -> Iterator[str]:
+    """Like ``namespace``, but kwok leaves its pods alone: the e2e pod runner runs them for real."""
+    from harness.pod_runner import REAL_NAMESPACE_PREFIX
+
+    yield from _test_namespace(request, cluster, api, REAL_NAMESPACE_PREFIX)
 
 
 @pytest.fixture
