@@ -7,11 +7,12 @@ count (issue: custom guardrails could never meet minSampleSize).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_rollouts import Env, manifest, status
+from test_rollouts import Env, manifest, record_figure, status
 
 from harness import Behavior
 from modeldeploy_testing.cluster import Cluster, Prometheus, poll
@@ -58,11 +59,12 @@ def test_a_5x_error_regression_is_rolled_back_by_the_sequential_guardrail(env: E
     env.world.default_behavior = Behavior(error_rate=0.1)  # stable fails 10% of requests
     env.deploy(sequential_manifest("seqbad", "1"))
     stable = env.stable("seqbad")
-    env.load("seqbad", rps=25)
+    load = env.load("seqbad", rps=25)
     rec = env.record("seqbad")
     env.deploy(sequential_manifest("seqbad", "2"))
     canary = env.canary("seqbad")
     env.world.set_behavior(env.ns, "seqbad", canary, error_rate=0.5)  # 5x the stable error rate
+    started = time.time()
 
     poll(
         "rolled back",
@@ -70,6 +72,8 @@ def test_a_5x_error_regression_is_rolled_back_by_the_sequential_guardrail(env: E
         timeout=150,
         interval=0.5,
     )
+    seconds = time.time() - started
+    served = load.traffic().by_revision.get(canary)
     st = status(env.cluster, env.ns, "seqbad")
     assert st["stableRevision"] == stable
     failed = [m for m in rec.measurements if m["verdict"] == "Failed"]
@@ -80,6 +84,11 @@ def test_a_5x_error_regression_is_rolled_back_by_the_sequential_guardrail(env: E
     assert rolled_back and "errors-vs-stable" in rolled_back[-1], rolled_back
     # one failed measurement was enough, not failureLimit (2): the test's crossing is the decision
     assert st["rollout"]["analysis"]["failures"] == 1, st["rollout"]["analysis"]
+    assert served is not None
+    record_figure(
+        "sequential_rollback_5x",
+        {"canary_requests": served.total, "canary_errors": served.error, "seconds": round(seconds, 1)},
+    )
 
 
 def test_an_aa_canary_is_promoted_on_evidence_of_no_regression(env: Env) -> None:

@@ -229,6 +229,9 @@ _EVENT_COUNTS: Final[dict[Runtime, tuple[str, str]]] = {
         _counted("nv_inference_request_failure"),
         f"{_counted('nv_inference_request_success')} + {_counted('nv_inference_request_failure')}",
     ),
+    # Requests5XX appears with its first 5xx, so a pod's first 5xx is never counted (no earlier
+    # sample). Stable pods usually have the series already, new canary pods not: one error per
+    # canary pod goes uncounted, which slightly favours the canary (documented in the README).
     "torchserve": (_counted("Requests5XX"), _counted("ts_inference_requests_total")),
 }
 
