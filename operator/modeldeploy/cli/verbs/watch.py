@@ -136,8 +136,9 @@ def follow(
     """Apply updates and redraw until the rollout has an outcome; its exit code."""
     deadline = None if timeout is None else clock() + timeout
     while True:
-        try:
-            batch = [updates.get(timeout=1.0)]
+        batch: list[Update] = []
+        try:  # wait up to a second for a change (then redraw anyway: ages move), take all that came
+            batch.append(updates.get(timeout=1.0))
             while True:
                 batch.append(updates.get_nowait())
         except queue.Empty:
