@@ -292,3 +292,12 @@ def test_https_body_cut_off_resumes_from_the_byte_reached(https: HttpsServer, tm
     assert r.returncode == 0, r
     assert f"retry 1/2 {url} from byte 1000000 " in r.stdout
     assert read_tree(dest) == {"1/m.onnx": data}
+
+
+def test_https_signed_url_query_never_printed(https: HttpsServer, tmp_path: Path) -> None:
+    signature = "X-Amz-Signature=" + secrets.token_hex(16)
+    url = https.url("absent/m.onnx") + "?" + signature
+    args = ("--layout", "triton", "--version-dir", "1", "--ca-bundle", str(https.ca_path))
+    r = run_initializer(tmp_path, url, str(tmp_path / "d"), *args, env={})
+    failed(r, f"not found: {https.url('absent/m.onnx')}?*** does not exist (HTTP 404)")
+    assert signature not in r.stdout + r.stderr + r.termination

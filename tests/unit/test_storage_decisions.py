@@ -194,6 +194,15 @@ def test_redaction_removes_every_credential_form() -> None:
     assert redact("region us-east-1") == "region us-east-1"
 
 
+def test_a_signed_urls_query_is_redacted() -> None:
+    redact = Redactor([])
+    url = "https://h/m.mar?X-Amz-Signature=abcdef0123&X-Amz-Credential=AKIA"
+    redact.add_url_query(url)
+    redact.add_url_query("s3://b/k")  # no query: nothing added
+    assert redact(f"not found: {url} does not exist") == "not found: https://h/m.mar?*** does not exist"
+    assert redact.secrets == ["X-Amz-Signature=abcdef0123&X-Amz-Credential=AKIA"]
+
+
 def test_termination_line_is_one_line_within_the_kubelet_limit() -> None:
     assert termination_line("not found:\n  s3://b/k\tdoes not exist") == "not found: s3://b/k does not exist"
     long = termination_line("x" * 10_000)

@@ -118,6 +118,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         args = parser().parse_args(argv)
         termination_log = args.termination_log or termination_log
+        redact.add_url_query(args.uri)
         run(args, env, log, redact)
         return 0
     except StorageError as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 # Environment variables whose values are credentials (from the pod's Secret): never printed.
 SECRET_ENV = (
@@ -111,6 +112,12 @@ class Redactor:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Redactor:
         return cls(secret_values(env))
+
+    def add_url_query(self, url: str) -> None:
+        """A signed URL's query string (``X-Amz-Signature=...``, ``sig=...``) is a credential too."""
+        query = urlsplit(url).query if "://" in url else ""
+        if len(query) >= MIN_SECRET_LEN:
+            self.secrets = sorted({*self.secrets, query}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
