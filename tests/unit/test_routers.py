@@ -297,6 +297,7 @@ def test_user_route_that_cannot_be_managed_says_why() -> None:
     ):
         gateway_api.weight_patch(route, "bert", "other", canary=True, weight=10)
     del route["spec"]["rules"][1]["backendRefs"][1]
+    assert gateway_api.weight_patch(route, "bert", None, canary=False, weight=0) == []  # at rest: fine
     with pytest.raises(gateway_api.RouteNotManageable, match="rule 1 has no backendRef to bert-canary"):
         gateway_api.weight_patch(route, "bert", None, canary=True, weight=10)
     with pytest.raises(

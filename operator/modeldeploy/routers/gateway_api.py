@@ -183,15 +183,15 @@ def weight_patch(
     rule = _rules(route)[i]
     refs = rule["backendRefs"]
     stable_at, canary_at = _service_refs(rule, stable_name), _service_refs(rule, canary_name)
+    on_canary = sum(_weight(refs[j]) for j in canary_at)
+    if not canary and stable_at and on_canary == 0 and sum(_weight(refs[j]) for j in stable_at) > 0:
+        return []  # at rest and already all on stable: the user's weights stand
     missing = [n for n, at in ((stable_name, stable_at), (canary_name, canary_at)) if not at]
     if missing:
         raise RouteNotManageable(
             f"HTTPRoute {name} rule {i} has no backendRef to {' or '.join(missing)}: list both Services "
             f"(weights 100 and 0); the operator only sets weights on a route it did not create"
         )
-    on_canary = sum(_weight(refs[j]) for j in canary_at)
-    if not canary and on_canary == 0 and sum(_weight(refs[j]) for j in stable_at) > 0:
-        return []  # at rest and already all on stable: the user's weights stand
     want = {stable_at[0]: 100 - weight if canary else 100, canary_at[0]: weight if canary else 0}
     for j in (*stable_at[1:], *canary_at[1:]):
         want[j] = 0  # duplicates of our backendRefs would skew the split
