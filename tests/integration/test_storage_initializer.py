@@ -314,3 +314,48 @@ def test_torchserve_anything_but_one_mar_is_a_clear_error(
     assert r.returncode == 1, r
     assert r.termination.startswith("bad model source: ") and says in r.termination
     assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    ("layout", "members", "links", "says"),
+    [
+        (
+            "torchserve",
+            {"real.bin": b"m"},
+            {"dist/fraud.mar": "../real.bin"},
+            "the .mar must be a regular file",
+        ),
+        ("triton", {"config.pbtxt": b"c", "4/m.py": b"m"}, {"4/cfg": "../config.pbtxt"}, "points outside"),
+    ],
+    ids=["mar-symlink", "link-out-of-the-version-folder"],
+)
+def test_archive_links_that_would_point_outside_once_placed(
+    s3: S3Server,
+    prefix: str,
+    tmp_path: Path,
+    layout: str,
+    members: dict[str, bytes],
+    links: dict[str, str],
+    says: str,
+) -> None:
+    key = f"{prefix}linked.tar.gz"
+    s3.put_object(BUCKET, key, tar_gz(members, links=links))
+    dest = tmp_path / "models" / ("fraud.mar" if layout == "torchserve" else "fraud")
+    extra = ("--version-dir", "4") if layout == "triton" else ()
+    r = run_initializer(
+        tmp_path,
+        f"s3://{BUCKET}/{key}",
+        str(dest),
+        "--layout",
+        layout,
+        "--archive",
+        "tar.gz",
+        *extra,
+        env=s3.env(),
+    )
+    assert r.returncode == 1, r
+    assert (
+        r.termination.startswith(f"unsafe model source: s3://{BUCKET}/{key}: archive member")
+        and says in r.termination
+    )
+    assert list((tmp_path / "models").iterdir()) in ([], [dest]) and not (dest / "4").exists()

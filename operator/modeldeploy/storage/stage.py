@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from modeldeploy.storage.archive import extract, tree_files
-from modeldeploy.storage.errors import BadRequest, BadSource, NotFound
+from modeldeploy.storage.errors import BadRequest, BadSource, NotFound, UnsafeSource
 from modeldeploy.storage.layout import TORCHSERVE, TRITON, Move, plan
-from modeldeploy.storage.safepath import relative_key, safe_relpath
+from modeldeploy.storage.safepath import check_link_target, relative_key, safe_relpath
 from modeldeploy.storage.transfer import Log, ObjectInfo, ObjectSource, RetryPolicy, download, retrying
 from modeldeploy.storage.uri import SourceUri, basename
 
@@ -66,6 +66,18 @@ def _plan(request: Request, files: list[PurePosixPath]) -> list[Move]:
     )
 
 
+def check_placed_link(request: Request, tree: Path, move: Move) -> None:
+    """A symlink from an archive must still point inside what is placed, from where it lands."""
+    member = tree.joinpath(*move.source.parts)
+    if not member.is_symlink():
+        return
+    what = f"{request.uri.raw}: archive member {move.source}"
+    if request.layout != TRITON:
+        raise UnsafeSource(f"{what} is a symlink; the .mar must be a regular file")
+    inside = PurePosixPath(*move.target.parts[1:])  # below the version folder
+    check_link_target(inside, os.readlink(member), what)
+
+
 def stage(source: ObjectSource, request: Request, work: Path, policy: RetryPolicy, log: Log) -> Path:
     """Download and lay out below ``work``; returns the path to rename onto the destination."""
     uri = request.uri
@@ -104,6 +116,7 @@ def stage(source: ObjectSource, request: Request, work: Path, policy: RetryPolic
         archive.unlink()
         moves = _plan(request, tree_files(tree))
         for move in moves:
+            check_placed_link(request, tree, move)
             path = out.joinpath(*move.target.parts)
             path.parent.mkdir(parents=True, exist_ok=True)
             os.rename(tree.joinpath(*move.source.parts), path)
