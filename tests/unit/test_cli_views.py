@@ -209,7 +209,8 @@ def test_detail_view_draws_header_steps_tree_guardrails_and_decisions() -> None:
             "2026-11-29T11:59:00Z",
             10,
         ),
-        event("WeightChanged", f"canary {CANARY} at 25% (1/1 ready)", "2026-11-29T11:59:15Z", 11),
+        event("WeightChanged", f"canary {CANARY} at 25% (1/1 ready)", "2026-11-29T11:59:14Z", 11),
+        event("WeightChanged", f"canary {CANARY} at 25% (1/1 ready)", "2026-11-29T11:59:15Z", 12),
     ]
     d = detail(rolling(), [deployment(STABLE, 3, 3)], [pod("fraud-a-1", STABLE)], events)
     text = draw(render.detail_view(d, NOW))
@@ -223,7 +224,7 @@ def test_detail_view_draws_header_steps_tree_guardrails_and_decisions() -> None:
     assert "▶ 2. analysis 9s" in text and "○ 4. pause (until promoted)" in text
     assert f"# revision {STABLE}  stable  weight 75%  pods 3/3" in text
     assert "□ fraud-a-1  Running  ready 1/1" in text
-    decisions = [line.split()[:2] for line in lines if line.split()[:1] in (["45s"], ["60s"])]
+    decisions = [line.split()[:2] for line in lines[lines.index("AGE  DECISION        MESSAGE") + 1 :]]
     assert decisions == [["45s", "WeightChanged"], ["60s", "RolloutStarted"]]  # newest first, once each
 
 

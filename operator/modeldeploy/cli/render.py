@@ -148,8 +148,8 @@ def guardrail_table(rows: Sequence[GuardrailView], now: datetime) -> Table:
 
 def decision_table(detail: Detail, now: datetime) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for column in ("AGE", "DECISION", "MESSAGE"):
-        table.add_column(column, no_wrap=column != "MESSAGE", overflow="fold")
+    for column in ("AGE", "DECISION", "MESSAGE"):  # one line each (`why` prints them whole)
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     for d in detail.decisions:
         style = "yellow" if d.type == "Warning" else ""
         table.add_row(age(parse_time(d.at), now), Text(d.reason, style=style), Text(d.message))
@@ -171,7 +171,7 @@ def detail_view(detail: Detail, now: datetime) -> RenderableType:
 def history_table(entries: Sequence[HistoryEntry], now: datetime) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for column in ("REVISION", "OUTCOME", "STARTED", "ENDED", "MESSAGE"):
-        table.add_column(column, no_wrap=column != "MESSAGE", overflow="fold")
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     styles = {
         "Promoted": "green",
         "Deployed": "green",

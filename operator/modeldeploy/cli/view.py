@@ -319,7 +319,11 @@ def decisions(md: Body, events: Sequence[Body], limit: int = 6) -> list[Decision
     last = status_of(md).get("lastDecision")
     if last and not any(v.reason == last.get("action") and v.message == last.get("reason") for v in views):
         views.append(DecisionView(last.get("at"), "Normal", last.get("action", ""), last.get("reason", "")))
-    return list(reversed(views))[:limit]
+    newest_first: list[DecisionView] = []
+    for view in reversed(views):  # the same decision told twice (a retried write) shows once
+        if not any((v.reason, v.message) == (view.reason, view.message) for v in newest_first):
+            newest_first.append(view)
+    return newest_first[:limit]
 
 
 def detail(md: Body, deployments: Sequence[Body], pods: Sequence[Body], events: Sequence[Body]) -> Detail:
