@@ -213,6 +213,11 @@ def test_one_line_keeps_the_first_line_of_a_library_message() -> None:
     assert one_line("\n  Generic S3 error: boom\n\nDebug source: ...") == "Generic S3 error: boom"
 
 
+def test_retry_settings_that_are_not_numbers_are_one_clear_message() -> None:
+    with pytest.raises(BadRequest, match="MODELDEPLOY_STORAGE_ATTEMPTS must be an integer"):
+        RetryPolicy.from_env({"MODELDEPLOY_STORAGE_ATTEMPTS": "many"})
+
+
 def test_retry_policy_backs_off_exponentially_and_is_bounded() -> None:
     policy = RetryPolicy.from_env(
         {"MODELDEPLOY_STORAGE_ATTEMPTS": "4", "MODELDEPLOY_STORAGE_BACKOFF_SECONDS": "1"}
@@ -252,6 +257,10 @@ def test_request_triton_lands_in_the_version_folder(tmp_path: Path) -> None:
         (("s3://b/k", "/models/f", "--layout", "triton"), "needs --version-dir"),
         (("s3://b/k", "/models/f", "--layout", "onnx"), "invalid choice"),
         (("s3://b/k", "/models/f.mar", "--layout", "torchserve", "--archive", "rar"), "invalid choice"),
+        (
+            ("s3://b/k", "/models/f.mar", "--layout", "torchserve", "--ca-bundle", "/nonexistent/ca.pem"),
+            "no such file",
+        ),
     ],
 )
 def test_bad_arguments_are_one_clear_message(argv: tuple[str, ...], says: str) -> None:

@@ -8,5 +8,6 @@ Modules: :mod:`.uri` (what the URI names), :mod:`.errors` (failures and their on
 credential redaction), :mod:`.safepath` (keys and archive members that must stay inside the
 destination), :mod:`.layout` (what goes where for each runtime), :mod:`.archive` (safe extraction),
 :mod:`.transfer` (streaming with retries, resume and sha256), :mod:`.backends` (one module per store),
-:mod:`.place` (atomic placement, completion marker, termination message), :mod:`.cli`.
+:mod:`.stage` (the source brought into the work directory, laid out), :mod:`.place` (atomic placement,
+completion marker, termination message), :mod:`.cli`.
 """

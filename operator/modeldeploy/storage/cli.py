@@ -65,6 +65,8 @@ def build_request(args: argparse.Namespace) -> tuple[Request, Target]:
     if sha is not None and not SHA256.fullmatch(sha):
         raise BadRequest(f"--sha256 {sha!r}: expected 64 hex digits")
     archive = check_format(args.archive)
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise BadRequest(f"--ca-bundle {args.ca_bundle}: no such file")
     dest: Path = args.dest
     if args.layout == TRITON:
         version_dir = check_version_dir(args.version_dir)

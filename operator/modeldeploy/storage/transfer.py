@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from modeldeploy.storage.errors import ChecksumMismatch, LocalWriteFailed, Transient, Unavailable
+from modeldeploy.storage.errors import BadRequest, ChecksumMismatch, LocalWriteFailed, Transient, Unavailable
 
 MIB = 1024 * 1024
 PROGRESS_EVERY_S = 2.0
@@ -55,12 +55,15 @@ class RetryPolicy:
     def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
         """``MODELDEPLOY_STORAGE_ATTEMPTS`` and ``MODELDEPLOY_STORAGE_BACKOFF_SECONDS`` override."""
         default = cls()
-        return cls(
-            attempts=max(1, int(env.get("MODELDEPLOY_STORAGE_ATTEMPTS", default.attempts))),
-            initial_backoff_s=float(
-                env.get("MODELDEPLOY_STORAGE_BACKOFF_SECONDS", default.initial_backoff_s)
-            ),
-        )
+        try:
+            attempts = int(env.get("MODELDEPLOY_STORAGE_ATTEMPTS", default.attempts))
+            backoff = float(env.get("MODELDEPLOY_STORAGE_BACKOFF_SECONDS", default.initial_backoff_s))
+        except ValueError:
+            raise BadRequest(
+                "MODELDEPLOY_STORAGE_ATTEMPTS must be an integer, "
+                "MODELDEPLOY_STORAGE_BACKOFF_SECONDS a number"
+            ) from None
+        return cls(attempts=max(1, attempts), initial_backoff_s=backoff)
 
     def delay(self, attempt: int) -> float:
         """Wait before retry number ``attempt`` (1-based): exponential, capped, with jitter."""
