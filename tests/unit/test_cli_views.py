@@ -196,6 +196,11 @@ def test_guardrails_show_the_last_value_of_the_canary_against_the_threshold() ->
     rate, p99 = d.guardrails
     assert (rate.value, rate.threshold, rate.verdict) == (0.2, "<= 0.05", "Failed")
     assert p99.verdict is None and p99.value is None and "500" in p99.threshold
+    promoted = md(phase="Healthy", stableRevision=CANARY, measurements=measurements[2:] + measurements[1::-1])
+    assert [(g.name, g.value) for g in detail(promoted, [], [], []).guardrails] == [
+        ("error-rate", 0.2),
+        ("p99", None),
+    ]
     table = draw(render.guardrail_table(d.guardrails, NOW))
     assert table.splitlines()[1].split() == ["error-rate", "0.2", "<=", "0.05", "-", "Failed", "10s"]
     assert "not measured" in table.splitlines()[2]
@@ -210,6 +215,10 @@ def test_detail_view_draws_header_steps_tree_guardrails_and_decisions() -> None:
             10,
         ),
         event("WeightChanged", f"canary {CANARY} at 25% (1/1 ready)", "2026-11-29T11:59:14Z", 11),
+        {
+            **event("ChildCreated", "Deployment fraud-b created", "2026-11-29T11:59:01Z", 13),
+            "action": "Apply",
+        },
         event("WeightChanged", f"canary {CANARY} at 25% (1/1 ready)", "2026-11-29T11:59:15Z", 12),
     ]
     d = detail(rolling(), [deployment(STABLE, 3, 3)], [pod("fraud-a-1", STABLE)], events)

@@ -267,8 +267,10 @@ def guardrails(md: Body) -> list[GuardrailView]:
     """Each guardrail of the spec with its latest measurement of the revision under analysis."""
     status = status_of(md)
     rollout = status.get("rollout") or {}
-    revision = status.get("canaryRevision") or rollout.get("revision")
-    measured = [m for m in status.get("measurements") or [] if m.get("revision") == revision]
+    history = status.get("measurements") or []
+    latest = history[-1].get("revision") if history else None  # after a promotion: the new stable's
+    revision = status.get("canaryRevision") or rollout.get("revision") or latest
+    measured = [m for m in history if m.get("revision") == revision]
     out = []
     for g in rollout_spec(md).analysis.guardrails:
         last = next((m for m in reversed(measured) if m.get("guardrail") == g.name), None) or {}
@@ -315,6 +317,7 @@ def decisions(md: Body, events: Sequence[Body], limit: int = 6) -> list[Decision
     views = [
         DecisionView(event_time(e), e.get("type") or "Normal", e.get("reason") or "", e.get("message") or "")
         for e in own_events(md, events)
+        if e.get("action") != "Apply"  # children created or restored: bookkeeping, not decisions
     ]
     last = status_of(md).get("lastDecision")
     if last and not any(v.reason == last.get("action") and v.message == last.get("reason") for v in views):

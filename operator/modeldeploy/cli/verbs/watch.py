@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
@@ -160,12 +160,16 @@ def follow(
 def run(client: Client, namespace: str, name: str, console: Console, timeout: float | None) -> int:
     state = LiveState(read_md(client, namespace, name))
     updates = start_watchers(client, namespace, name)
-    with Live(console=console, auto_refresh=False, transient=False) as live:
 
-        def draw(s: LiveState) -> None:
-            live.update(render.detail_view(view(s.objects()), now_utc()), refresh=True)
+    def frame(s: LiveState) -> RenderableType:
+        return render.detail_view(view(s.objects()), now_utc())
 
-        code = follow(state, updates, draw, timeout)
+    if console.is_terminal:
+        with Live(console=console, auto_refresh=False, transient=False) as live:
+            code = follow(state, updates, lambda s: live.update(frame(s), refresh=True), timeout)
+    else:  # into a pipe or a file: no redrawing, only the final view
+        code = follow(state, updates, lambda s: None, timeout)
+        console.print(frame(state))
     words = OUTCOME_WORDS.get(code, "timed out while still rolling out" if code == EXIT_TIMEOUT else "")
     console.print(Text(f"{name}: {words} (exit code {code})", style="green" if code == 0 else "red"))
     return code
