@@ -56,6 +56,13 @@ class Terminal:
                 return line.split(":", 1)[1].strip()
         return None
 
+    def colour_of(self, text: str) -> str:
+        """The foreground colour the terminal shows ``text`` in (its first character)."""
+        for row, line in enumerate(self.lines):
+            if text in line:
+                return str(self.screen.buffer[row][line.index(text)].fg)
+        raise AssertionError(f"{text!r} is not on the screen:\n" + "\n".join(self.lines))
+
     def until_exit(self, timeout: float, watch: Callable[[Terminal], None]) -> int:
         deadline = time.monotonic() + timeout
         while self.pump():
@@ -69,7 +76,9 @@ class Terminal:
         return int(code)
 
 
-def watch_argv(cluster: Cluster, name: str, namespace: str) -> tuple[list[str], dict[str, str]]:
+def watch_argv(
+    cluster: Cluster, name: str, namespace: str, **extra_env: str
+) -> tuple[list[str], dict[str, str]]:
     """``kubectl modeldeploy get NAME --watch``: kubectl finds the plugin on PATH, as for a user."""
     assert cluster.bin_dir is not None, "needs the local control plane's kubectl"
     path = os.pathsep.join([str(Path(sys.executable).parent), str(cluster.bin_dir), "/usr/bin", "/bin"])
@@ -78,6 +87,7 @@ def watch_argv(cluster: Cluster, name: str, namespace: str) -> tuple[list[str], 
         "HOME": str(Path.home()),
         "TERM": "xterm-256color",
         "KUBECONFIG": str(cluster.kubeconfig),
+        **extra_env,
     }
     return ["kubectl", "modeldeploy", "get", name, "-n", namespace, "--watch", "--timeout", "5m"], env_vars
 
@@ -117,6 +127,7 @@ def test_watch_follows_a_promotion_in_place_and_exits_0(env: Env) -> None:  # no
     # redrawn in place: one view on the screen at every moment, not a scroll of copies
     assert set(names) <= {0, 1} and 1 in names, names
     assert term.field("Status") == "✔ Healthy", screen
+    assert term.colour_of("✔ Healthy") == "green"  # a terminal: colours
     new = term.field("Stable")
     assert new and not new.startswith(old), screen
     assert "watched: promoted: Healthy (exit code 0)" in screen
@@ -129,11 +140,12 @@ def test_watch_of_a_rollback_exits_3(env: Env) -> None:  # noqa: F811
     env.deploy(manifest("doomed", "2"))
     canary = env.canary("doomed")
     env.world.set_behavior(env.ns, "doomed", canary, error_rate=0.2)
-    term = Terminal(*watch_argv(env.cluster, "doomed", env.ns))
+    term = Terminal(*watch_argv(env.cluster, "doomed", env.ns, NO_COLOR="1"))
     code = term.until_exit(240, lambda t: None)
     screen = "\n".join(term.lines)
     assert code == EXIT_ROLLED_BACK, screen
     assert term.field("Status") == "✖ RolledBack", screen
+    assert term.colour_of("✖ RolledBack") == "default"  # NO_COLOR: none, even on a terminal
     rate = next(line for line in term.lines if line.startswith("error-rate"))
     assert rate.split()[2:4] == ["<=", "0.05"] and "Failed" in rate, screen
     assert "doomed: rolled back (exit code 3)" in screen
