@@ -25,10 +25,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+import yaml
 
 from harness.commands import rewrite_listeners, rewrite_port_flags
 from harness.pod_body import Backoff
-from harness.pod_runner import POD_IP_PREFIX, PodRunner
+from harness.pod_runner import POD_IP_PREFIX, REAL_NAMESPACE_PREFIX, PodRunner
 from harness.pod_status import ContainerStatus, pod_status, terminated
 from harness.volumes import Mount, MountTable
 from modeldeploy.api.spec import ModelDeploymentSpec
@@ -133,6 +134,21 @@ def test_a_failing_init_container_shows_terminated_then_crash_loop_back_off() ->
         now=200.0,
     )
     assert again["conditions"] == status["conditions"]
+
+
+@pytest.mark.unit
+def test_kwok_leaves_the_real_namespaces_pods_alone_but_still_deletes_them() -> None:
+    stages = {
+        s["metadata"]["name"]: s for s in yaml.safe_load_all((REPO / "e2e/kwok/stages.yaml").read_text())
+    }
+    skip = {
+        "key": f'.metadata.namespace | startswith("{REAL_NAMESPACE_PREFIX}")',
+        "operator": "NotIn",
+        "values": ["true"],
+    }
+    for name in ("pod-ready", "pod-complete"):
+        assert skip in stages[name]["spec"]["selector"]["matchExpressions"], name
+    assert skip not in stages["pod-delete"]["spec"]["selector"]["matchExpressions"]
 
 
 # --- integration: a generated pod, run for real ----------------------------------------------------
