@@ -282,8 +282,12 @@ def test_a_generated_triton_pod_pulls_its_model_from_s3_and_serves(
     assert set(addresses) == {"8000", "8001", "8002"}
     answer = infer(addresses["8000"], [1, 2, 3, 4])
     assert answer["outputs"][0]["data"] == [2, 4, 6, 8]
-    with urllib.request.urlopen(f"http://{addresses['8002']}/metrics", timeout=10) as r:
-        assert 'nv_inference_request_success{model="scorer",version="1"} 1' in r.read().decode()
+    # Triton refreshes its counters every --metrics-interval-ms (2 s by default)
+    poll(
+        "the inference counted on the metrics port",
+        lambda: served_requests(addresses["8002"]) == 1,
+        timeout=15,
+    )
     # the load's view: the fake pod IP resolves to this pod's real server
     running = runner.server_for_ip(status["podIP"])
     assert running is not None and running.model == "scorer" and running.revision == "r1"
@@ -311,12 +315,32 @@ def test_a_generated_triton_pod_pulls_its_model_from_s3_and_serves(
     assert back["status"]["containerStatuses"][0]["restartCount"] == 1
     assert infer(addresses["8000"], [0, 0, 0, 1])["outputs"][0]["data"] == [0, 0, 0, 2]
 
+    restarted = body.main[0].process if body else None
+    assert restarted is not None
     cluster.kubectl("delete", "pod", "scorer-pod", "-n", real_namespace, "--wait=true", timeout=90)
     poll(
         "address map and target removed",
         lambda: not target_file.exists() and not any((tmp_path / "addresses").iterdir()),
     )
     assert runner.server_for_ip(status["podIP"]) is None
+    poll("the server's processes gone", lambda: not group_alive(restarted.proc.pid), timeout=30)
+
+
+def served_requests(metrics_address: str) -> float | None:
+    """``nv_inference_request_success`` of the test model, as Triton's metrics port shows it now."""
+    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('nv_inference_request_success{model="scorer",version="1"}'):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_missing_object_shows_the_initializers_termination_message(
