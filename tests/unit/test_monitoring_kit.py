@@ -2,7 +2,7 @@
 promtool, each alert is unit-tested on the series the operator exports, the scrape configuration
 gives exactly the labels the guardrail templates select on, and every operator metric the kit reads
 is one the operator exports. (Each expression returning data from a real Prometheus during a real
-rollout: e2e/tests/test_monitoring_kit.py.)"""
+rollout: e2e/tests/test_monitoring_queries.py.)"""
 
 from __future__ import annotations
 
