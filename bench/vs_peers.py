@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -250,32 +251,55 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
     return out
 
 
-def run_all(benches: list[Bench], runs: int, timing: Timing, api: Any) -> dict[str, list[Run]]:
-    """Every controller's runs, in parallel threads that start each new version together."""
-    barrier = threading.Barrier(len(benches))
-    results: dict[str, list[Run]] = {b.subject.controller: [] for b in benches}
-    errors: list[BaseException] = []
-    deadline_s = max(180, timing.interval_s * 8)
+@dataclass
+class Group:
+    """One configuration's controllers, run in parallel threads that start each new version together."""
 
-    def worker(b: Bench) -> None:
+    timing: Timing
+    benches: list[Bench]
+    runs: int
+    until: float  # time.time() after which no new run starts
+
+    def __post_init__(self) -> None:
+        self.go = True
+        self.barrier = threading.Barrier(len(self.benches), action=self._decide)
+        self.results: dict[str, list[Run]] = {b.subject.controller: [] for b in self.benches}
+        self.started = 0
+
+    def _decide(self) -> None:
+        self.go = self.started < self.runs and time.time() < self.until
+        self.started += 1
+
+    def worker(self, b: Bench, api: Any, errors: list[BaseException]) -> None:
+        deadline_s = max(180, self.timing.interval_s * 8)
         try:
-            for n in range(2, runs + 2):
-                barrier.wait(timeout=900)
+            n = 2
+            while True:
+                self.barrier.wait(timeout=900)
+                if not self.go:
+                    return
                 r = b.run(n, api, deadline_s)
-                results[b.subject.controller].append(r)
-                print(f"{timing.name} {b.subject.controller} {json.dumps(asdict(r))}", file=sys.stderr)
+                self.results[b.subject.controller].append(r)
+                print(f"{self.timing.name} {b.subject.controller} {json.dumps(asdict(r))}", file=sys.stderr)
+                n += 1
         except BaseException as e:
             errors.append(e)
-            barrier.abort()
+            self.barrier.abort()
 
-    threads = [threading.Thread(target=worker, args=(b,), daemon=True) for b in benches]
+
+def run_groups(groups: list[Group], api: Any) -> None:
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(target=g.worker, args=(b, api, errors), daemon=True)
+        for g in groups
+        for b in g.benches
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    return results
 
 
 def delete_namespaces(cluster: Cluster, names: list[str]) -> None:
@@ -285,42 +309,43 @@ def delete_namespaces(cluster: Cluster, names: list[str]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", choices=["fastest", "defaults"], default="fastest")
-    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--config", nargs="+", choices=["fastest", "defaults"], default=["fastest", "defaults"])
+    p.add_argument("--runs", type=int, default=10, help="runs per controller and configuration")
+    p.add_argument("--minutes", type=float, default=600, help="start no run after this many minutes")
     p.add_argument("--only", nargs="*", help="controllers to run (flagger argo-rollouts modeldeploy ...)")
     p.add_argument("--no-write", action="store_true", help="do not merge into bench/results/vs_peers.json")
     args = p.parse_args()
-    timing = FASTEST if args.config == "fastest" else DEFAULTS
+    timings = [FASTEST if c == "fastest" else DEFAULTS for c in args.config]
     cluster = connect(start=False)
     assert cluster.prometheus_url and cluster.prometheus_targets_dir and cluster.audit_log
     prometheus = Prometheus(cluster.prometheus_url, cluster.prometheus_targets_dir)
     workdir = Path(tempfile.mkdtemp(prefix="vs-peers-"))
-    ns = {name: f"{NAMESPACE_PREFIX}{name}-{timing.name}" for name in ("flagger", "argo", "md", "mdseq")}
     wanted = set(args.only or ["flagger", "argo-rollouts", "modeldeploy", "modeldeploy-sequential"])
-    delete_namespaces(cluster, list(ns.values()))
+    short = {
+        "flagger": "flagger",
+        "argo-rollouts": "argo",
+        "modeldeploy": "md",
+        "modeldeploy-sequential": "mdseq",
+    }
 
+    def ns(controller: str, timing: Timing) -> str:
+        return f"{NAMESPACE_PREFIX}{short[controller]}-{timing.name}"
+
+    delete_namespaces(cluster, [ns(c, t) for c in short for t in timings])
     procs: list[Any] = []
-    benches: list[Bench] = []
+    users: dict[str, tuple[str, Callable[[], int]]] = {}
     load_start = os.getloadavg()
+    groups: list[Group] = []
+    until = time.time() + args.minutes * 60
     try:
         if "flagger" in wanted:
-            fl = controllers.start_flagger(cluster, workdir, ns["flagger"])
+            fl = controllers.start_flagger(cluster, workdir)
             procs.append(fl)
-            benches.append(
-                Bench(
-                    cluster,
-                    prometheus,
-                    FlaggerSubject(cluster, timing, ns["flagger"]),
-                    fl.user,
-                    lambda: fl.pid,
-                )
-            )
+            users["flagger"] = (fl.user, lambda: fl.pid)
         if "argo-rollouts" in wanted:
-            ar = controllers.start_argo_rollouts(cluster, workdir, ns["argo"])
+            ar = controllers.start_argo_rollouts(cluster, workdir)
             procs.append(ar)
-            benches.append(
-                Bench(cluster, prometheus, ArgoSubject(cluster, timing, ns["argo"]), ar.user, lambda: ar.pid)
-            )
+            users["argo-rollouts"] = (ar.user, lambda: ar.pid)
         if wanted & {"modeldeploy", "modeldeploy-sequential"}:
             install_manifests(cluster)
             op = OperatorProcess(cluster, workdir, extra_args=("--namespace", f"{NAMESPACE_PREFIX}md*"))
@@ -331,46 +356,55 @@ def main() -> None:
                 assert op.proc is not None
                 return op.proc.pid
 
+            users["modeldeploy"] = users["modeldeploy-sequential"] = (op.user, op_pid)
+        for timing in timings:
+            subjects: list[Subject] = []
+            if "flagger" in wanted:
+                subjects.append(FlaggerSubject(cluster, timing, ns("flagger", timing)))
+            if "argo-rollouts" in wanted:
+                subjects.append(ArgoSubject(cluster, timing, ns("argo-rollouts", timing)))
             for name, sequential in (("modeldeploy", False), ("modeldeploy-sequential", True)):
                 if name in wanted:
-                    subject = ModelDeploymentSubject(
-                        cluster, timing, ns["mdseq" if sequential else "md"], sequential
-                    )
-                    benches.append(Bench(cluster, prometheus, subject, op.user, op_pid))
-        for b in benches:
-            b.start()
-        api = cluster.api_client()
-        results = run_all(benches, args.runs, timing, api)
+                    subjects.append(ModelDeploymentSubject(cluster, timing, ns(name, timing), sequential))
+            benches = [Bench(cluster, prometheus, s, *users[s.controller]) for s in subjects]
+            groups.append(Group(timing, benches, args.runs, until))
+        with ThreadPoolExecutor(max_workers=8) as pool:  # setups wait on controllers' ticks: in parallel
+            for started in [pool.submit(b.start) for g in groups for b in g.benches]:
+                started.result()
+        run_groups(groups, cluster.api_client())
     finally:
-        for b in benches:
-            b.stop()
+        for g in groups:
+            for b in g.benches:
+                b.stop()
         for proc in procs:
             proc.stop()
     load_end = os.getloadavg()
-    report = {
-        "config": timing.name,
-        "interval_s": timing.interval_s,
-        "runs_per_controller": args.runs,
-        "versions": {
-            "flagger": controllers.FLAGGER_VERSION,
-            "argo-rollouts": controllers.ARGO_ROLLOUTS_VERSION,
-            "rollouts-plugin-trafficrouter-gatewayapi": controllers.GATEWAYAPI_PLUGIN_VERSION,
-        },
-        "rps": RPS,
-        "error_rate_injected": ERROR_RATE,
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load_start],
-        "loadavg_end": [round(x, 2) for x in load_end],
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "controllers": {
-            name: {"summary": summarize(rs), "runs": [asdict(r) for r in rs]} for name, rs in results.items()
-        },
-    }
-    report["target"] = target_check(report["controllers"])
-    print(json.dumps(report, indent=2))
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for g in groups:
+        report: dict[str, Any] = {
+            "config": g.timing.name,
+            "interval_s": g.timing.interval_s,
+            "configurations_run_together": [t.name for t in timings],
+            "versions": {
+                "flagger": controllers.FLAGGER_VERSION,
+                "argo-rollouts": controllers.ARGO_ROLLOUTS_VERSION,
+                "rollouts-plugin-trafficrouter-gatewayapi": controllers.GATEWAYAPI_PLUGIN_VERSION,
+            },
+            "rps": RPS,
+            "error_rate_injected": ERROR_RATE,
+            "cpus": os.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in load_start],
+            "loadavg_end": [round(x, 2) for x in load_end],
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "controllers": {
+                name: {"summary": summarize(rs), "runs": [asdict(r) for r in rs]}
+                for name, rs in g.results.items()
+            },
+        }
+        report["target"] = target_check(report["controllers"])
+        merged[g.timing.name] = report
+    print(json.dumps(merged, indent=2))
     if not args.no_write:
-        merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        merged[timing.name] = report
         RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
 
 

@@ -195,8 +195,8 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "POD_NAMESPACE")}
 
 
-def start_flagger(cluster: Cluster, workdir: Path, namespace: str) -> HostController:
-    """Flagger with the Gateway API provider, watching ``namespace``, under its own RBAC."""
+def start_flagger(cluster: Cluster, workdir: Path) -> HostController:
+    """Flagger with the Gateway API provider (every namespace), under its own RBAC."""
     d = build_dir("flagger", FLAGGER_VERSION)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(d / "crd.yaml"))
     for crd in ("canaries", "metrictemplates", "alertproviders"):
@@ -214,7 +214,6 @@ def start_flagger(cluster: Cluster, workdir: Path, namespace: str) -> HostContro
         f"-kubeconfig={kubeconfig}",
         "-mesh-provider=gatewayapi:v1",
         f"-metrics-server={cluster.prometheus_url}",
-        f"-namespace={namespace}",
         f"-port={port}",
         "-log-level=info",
         "-enable-leader-election=false",
@@ -225,7 +224,7 @@ def start_flagger(cluster: Cluster, workdir: Path, namespace: str) -> HostContro
     ).start()
 
 
-def start_argo_rollouts(cluster: Cluster, workdir: Path, namespace: str) -> HostController:
+def start_argo_rollouts(cluster: Cluster, workdir: Path) -> HostController:
     """Argo Rollouts with the Gateway API plugin (file:// in argo-rollouts-config), under its RBAC."""
     d = build_dir("argo-rollouts", ARGO_ROLLOUTS_VERSION)
     plugin = build_dir("gatewayapi-plugin", GATEWAYAPI_PLUGIN_VERSION) / "gatewayapi-plugin"
