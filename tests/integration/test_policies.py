@@ -181,6 +181,7 @@ def test_mandatory_namespace_policy_and_defaults_for_fields_left_out(
         cluster.kubectl("delete", "clusterrolloutpolicy", strict, "--ignore-not-found")
 
 
+@pytest.mark.timeout(600 + 4 * SCALE)  # creating SCALE ModelDeployments dominates; deadlines below scale too
 def test_policy_change_reevaluates_its_users_at_once_without_a_storm_of_writes(
     cluster: Cluster, own_namespace: str, quiet_operator: OperatorProcess
 ) -> None:
