@@ -201,7 +201,7 @@ def model_deployment_crd() -> dict[str, Any]:
 def policy_crds() -> list[dict[str, Any]]:
     spec = schema_of(RolloutPolicySpec)
     columns = [
-        _printer("Required", "string", ".spec.requiredGuardrails", "Guardrails every rollout must define."),
+        _printer("Default", "boolean", ".spec.default", "The cluster default (ClusterRolloutPolicy only)."),
         _printer("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ]
     return [
