@@ -41,7 +41,7 @@ from modeldeploy.children.labels import DEPLOYMENT as OWNER_LABEL
 from modeldeploy.children.labels import MANAGED_BY, MANAGER, REVISION
 from modeldeploy.cli.commands import COMMAND_ANNOTATION, CommandError, parse_command
 from modeldeploy.controller import GONE
-from modeldeploy.kube.diff import needs_apply
+from modeldeploy.kube.diff import merge_patch, needs_apply
 from modeldeploy.kube.rest import (
     CONFIGMAP,
     DEPLOYMENT,
@@ -86,6 +86,7 @@ from modeldeploy.rollout.pod_health import revision_problem
 from modeldeploy.routers import GatewayApiRouter, get_router
 from modeldeploy.routers.base import ObservedTraffic
 from modeldeploy.routers.gateway_api import RouteNotManageable
+from modeldeploy.routers.replicas import main_service_revision
 from modeldeploy.runtimes import get_runtime
 from modeldeploy.settings import Settings
 from modeldeploy.smoke.client import pod_address, run_smoke_test
@@ -521,12 +522,12 @@ class Reconciler:
             self._apply(build_service(owner, "active", runtime, active))
             self._apply(build_service(owner, "preview", runtime, preview))
         else:
-            self._apply(build_service(owner, None, runtime, None))
+            canary = live_rollout.revision if live_rollout else None
+            weight = live_rollout.weight if live_rollout else 0
+            self._apply(build_service(owner, None, runtime, main_service_revision(stable, canary, weight)))
             if spec.rollout.traffic_routing.kind == "gatewayAPI":
-                canary = live_rollout.revision if live_rollout else None
                 self._apply(build_service(owner, "stable", runtime, stable))
                 self._apply(build_service(owner, "canary", runtime, canary or stable))
-                weight = live_rollout.weight if live_rollout else 0
                 self._route(owner, spec, runtime, stable, canary, weight)
         if spec.autoscaling is not None:
             self._apply(build_hpa(owner, spec))
@@ -661,18 +662,19 @@ class Reconciler:
             return int(dep.get("status", {}).get("readyReplicas", 0)) if dep else 0
 
         observed = ObservedTraffic(
-            stable_ready=ready(status.stable_revision), canary_ready=ready(r.revision), route=route
+            stable_ready=ready(status.stable_revision),
+            canary_ready=ready(r.revision),
+            route=route,
+            asked_weight=r.weight,
         )
         reached = get_router(spec.rollout.traffic_routing).reached_weight(owner, observed)
         return status.canary_weight if reached is None else reached
 
     def _write_status(self, md: Body, old: Body, new: ModelDeploymentStatus) -> None:
         record_status(md["metadata"]["namespace"], md["metadata"]["name"], new)
-        body = new.wire()
-        if body == _normalise(old):
+        patch = merge_patch(_normalise(old), new.wire())
+        if not patch:
             return
-        patch: dict[str, Any] = {k: None for k in old if k not in body}
-        patch.update(body)
         self._write("patch", "ModelDeployment/status")
         try:
             self.kube.patch_status(

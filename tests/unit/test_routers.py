@@ -21,6 +21,7 @@ from modeldeploy.routers import (
     get_router,
     replicas,
 )
+from modeldeploy.routers.replicas import main_service_revision
 
 pytestmark = pytest.mark.unit
 
@@ -319,3 +320,17 @@ def test_route_update_applies_our_own_route_and_patches_a_users() -> None:
     at_rest = router.route_update(OWNER, user_route(), **{**kwargs, "canary_revision": "a1"})
     assert at_rest == []
     assert router.reached_weight(OWNER, ObservedTraffic(route=apply_json_patch(user_route(), patch))) == 20
+
+
+def test_the_main_service_selects_the_canary_only_once_it_has_weight() -> None:
+    assert main_service_revision("s1", None, 0) == "s1", "no rollout: stable only"
+    assert main_service_revision("s1", "c2", 0) == "s1", "canary Ready but weight 0 (smoke test pending)"
+    assert main_service_revision("s1", "c2", 10) is None, "weight given: every revision"
+    assert main_service_revision("s1", "s1", 50) == "s1"
+
+
+def test_replicas_router_reports_zero_while_the_canary_is_not_selected() -> None:
+    owner: Any = None
+    router = ReplicasRouter()
+    assert router.reached_weight(owner, ObservedTraffic(3, 1, None, asked_weight=0)) == 0
+    assert router.reached_weight(owner, ObservedTraffic(3, 1, None, asked_weight=25)) == 25

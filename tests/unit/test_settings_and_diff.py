@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modeldeploy.kube.diff import needs_apply, quantity
+from modeldeploy.kube.diff import merge_patch, needs_apply, quantity
 from modeldeploy.settings import SettingsError, load
 
 pytestmark = pytest.mark.unit
@@ -83,3 +83,17 @@ def test_needs_apply_ignores_what_the_server_adds_but_sees_drift() -> None:
     assert needs_apply(desired, None) == ["(absent)"]
     live["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
     assert ".spec.template.spec.containers" in needs_apply(desired, live)
+
+
+def test_merge_patch_removes_cleared_fields_at_every_depth() -> None:
+    live = {
+        "phase": "Progressing",
+        "rollout": {"revision": "r1", "unreadySince": "2026-01-01T00:00:00Z", "paused": False},
+        "measurements": [{"guardrail": "a"}],
+        "gone": 1,
+    }
+    desired = {"phase": "Progressing", "rollout": {"revision": "r1", "paused": False}, "measurements": []}
+    assert merge_patch(live, desired) == {"rollout": {"unreadySince": None}, "measurements": [], "gone": None}
+    assert merge_patch(desired, desired) == {}
+    assert merge_patch({}, {"a": {"b": 1}}) == {"a": {"b": 1}}
+    assert merge_patch({"a": 1}, {"a": {"b": 1}}) == {"a": {"b": 1}}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from modeldeploy.api.smoke import SMOKE_BODY_LIMIT, SmokeExpectation, SmokeTest
 from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.smoke.client import pod_address
 from modeldeploy.smoke.judge import judge
 from modeldeploy.smoke.plan import plan
 
@@ -98,3 +100,15 @@ def test_bad_smoke_tests_are_refused_with_a_clear_message() -> None:
     with pytest.raises(ValidationError, match="equals is not a JSON value"):
         SmokeExpectation(equals="cat")
     assert SmokeTest(body="raw bytes", content_type="application/octet-stream").body == "raw bytes"
+
+
+def test_pod_address_from_the_pod_ip_or_only_from_the_map(tmp_path: Path) -> None:
+    pod = {"metadata": {"namespace": "ns", "name": "p"}, "status": {"podIP": "10.1.2.3"}}
+    assert pod_address(pod, 8000, None) == "10.1.2.3:8000"
+    v6 = {"metadata": {}, "status": {"podIP": "fd00::1"}}
+    assert pod_address(v6, 8000, None) == "[fd00::1]:8000"
+    assert pod_address({"metadata": {}, "status": {}}, 8000, None) is None
+    assert pod_address(pod, 8000, tmp_path) is None, "with a map, never the pod IP"
+    (tmp_path / "ns.p.json").write_text(json.dumps({"8000": "127.0.0.1:41000"}))
+    assert pod_address(pod, 8000, tmp_path) == "127.0.0.1:41000"
+    assert pod_address(pod, 8080, tmp_path) is None

@@ -82,3 +82,19 @@ def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> list[st
         return ["(absent)"]
     body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind", "status")}
     return differences(body, live)
+
+
+def merge_patch(live: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``live`` into ``desired``: changed and new keys with
+    their new values, keys that are gone as ``null`` at every depth (a nested field cleared in
+    ``desired`` must be removed, not left behind), lists replaced whole. Empty when they are equal."""
+    patch: dict[str, Any] = {k: None for k in live if k not in desired}
+    for key, value in desired.items():
+        old = live.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            nested = merge_patch(old, value)
+            if nested:
+                patch[key] = nested
+        elif key not in live or old != value:
+            patch[key] = value
+    return patch

@@ -83,6 +83,7 @@ class ObservedTraffic:
     stable_ready: int = 0
     canary_ready: int = 0
     route: Mapping[str, Any] | None = None
+    asked_weight: int | None = None  # the weight the rollout last asked the router for
 
 
 class Router(Protocol):

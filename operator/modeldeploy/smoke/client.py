@@ -26,16 +26,17 @@ RESPONSE_LIMIT = 1024
 
 
 def pod_address(pod: dict[str, Any], port: int, address_map: Path | None) -> str | None:
-    """``host:port`` where the pod's container port answers; ``None`` without a pod IP."""
+    """``host:port`` where the pod's container port answers; ``None`` when it is not known (no pod
+    IP; or, with an address map, no entry: then the pod IP is never used, since the operator is
+    outside the pod network)."""
     meta = pod.get("metadata") or {}
     if address_map is not None:
         mapped = address_map / f"{meta.get('namespace')}.{meta.get('name')}.json"
         try:
             ports = json.loads(mapped.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            ports = {}
-        if str(port) in ports:
-            return str(ports[str(port)])
+            return None
+        return str(ports[str(port)]) if str(port) in ports else None
     ip = (pod.get("status") or {}).get("podIP")
     if not ip:
         return None
