@@ -331,7 +331,7 @@ def main() -> None:
     def ns(controller: str, timing: Timing) -> str:
         return f"{NAMESPACE_PREFIX}{short[controller]}-{timing.name}"
 
-    delete_namespaces(cluster, [ns(c, t) for c in short for t in timings])
+    delete_namespaces(cluster, [ns(c, t) for c in short if c in wanted for t in timings])
     procs: list[Any] = []
     users: dict[str, tuple[str, Callable[[], int]]] = {}
     load_start = os.getloadavg()
@@ -397,10 +397,19 @@ def main() -> None:
             "loadavg_end": [round(x, 2) for x in load_end],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "controllers": {
-                name: {"summary": summarize(rs), "runs": [asdict(r) for r in rs]}
+                name: {
+                    "summary": summarize(rs),
+                    "measured_with": sorted(g.results),
+                    "loadavg_start": [round(x, 2) for x in load_start],
+                    "loadavg_end": [round(x, 2) for x in load_end],
+                    "runs": [asdict(r) for r in rs],
+                }
                 for name, rs in g.results.items()
             },
         }
+        # a later invocation with --only adds its controllers to those already recorded
+        kept = (merged.get(g.timing.name) or {}).get("controllers") or {}
+        report["controllers"] = {**kept, **report["controllers"]}
         report["target"] = target_check(report["controllers"])
         merged[g.timing.name] = report
     print(json.dumps(merged, indent=2))

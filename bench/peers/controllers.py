@@ -102,6 +102,16 @@ def bind_cluster_role(cluster: Cluster, role: dict[str, Any], account: str) -> N
     cluster.apply([role, binding])
 
 
+def wait_established(cluster: Cluster, crd: str) -> None:
+    """Until the CRD is served (a just-created one has no status.conditions yet: kubectl wait errors)."""
+
+    def established() -> bool:
+        r = cluster.kubectl("wait", "--for=condition=Established", crd, "--timeout=10s", check=False)
+        return r.returncode == 0
+
+    poll(f"{crd} Established", established, timeout=120, interval=1)
+
+
 def ensure_namespace(cluster: Cluster, name: str) -> None:
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
@@ -200,7 +210,7 @@ def start_flagger(cluster: Cluster, workdir: Path) -> HostController:
     d = build_dir("flagger", FLAGGER_VERSION)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(d / "crd.yaml"))
     for crd in ("canaries", "metrictemplates", "alertproviders"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.flagger.app", "--timeout=60s")
+        wait_established(cluster, f"crd/{crd}.flagger.app")
     ensure_namespace(cluster, PEERS_NAMESPACE)
     account = yaml_docs(d / "manifests" / "account.yaml")
     role = next(doc for doc in account if doc["kind"] == "ClusterRole")
@@ -230,7 +240,7 @@ def start_argo_rollouts(cluster: Cluster, workdir: Path) -> HostController:
     plugin = build_dir("gatewayapi-plugin", GATEWAYAPI_PLUGIN_VERSION) / "gatewayapi-plugin"
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(d / "manifests" / "crds"))
     for crd in ("rollouts", "analysistemplates", "analysisruns"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.argoproj.io", "--timeout=60s")
+        wait_established(cluster, f"crd/{crd}.argoproj.io")
     ensure_namespace(cluster, PEERS_NAMESPACE)
     role = yaml_docs(d / "manifests" / "role" / "argo-rollouts-clusterrole.yaml")[0]
     role["metadata"] = {"name": "bench-argo-rollouts"}

@@ -41,7 +41,8 @@ class Timing:
 
 
 FASTEST: Final = Timing("fastest", 10, defaults=False)
-# Flagger: analysis.interval 1m and threshold 1 when unset; Argo Rollouts has no default interval
+# Flagger: analysis.interval 1m (its documented default), threshold 5 (its Gateway API tutorial's; the CRD
+# requires one); Argo Rollouts has no default interval
 # (an unset one measures once), so it gets Flagger's 1m, failureLimit 0 (its default);
 # modeldeploy: interval 15s, failureLimit 2.
 DEFAULTS: Final = Timing("defaults", 60, defaults=True)
@@ -173,8 +174,9 @@ class FlaggerSubject(Subject):
                 }
             ],
         }
-        if not self.timing.defaults:
-            analysis.update(interval=f"{self.timing.interval_s}s", threshold=1)
+        # interval and threshold are required by the CRD; defaults: 1m (the documented default
+        # interval) and threshold 5, as in Flagger's Gateway API tutorial
+        analysis.update(interval=f"{self.timing.interval_s}s", threshold=5 if self.timing.defaults else 1)
         canary = {
             "apiVersion": "flagger.app/v1beta1",
             "kind": "Canary",
