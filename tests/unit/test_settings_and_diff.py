@@ -97,3 +97,11 @@ def test_merge_patch_removes_cleared_fields_at_every_depth() -> None:
     assert merge_patch(desired, desired) == {}
     assert merge_patch({}, {"a": {"b": 1}}) == {"a": {"b": 1}}
     assert merge_patch({"a": 1}, {"a": {"b": 1}}) == {"a": {"b": 1}}
+
+
+def test_a_selector_key_the_operator_stopped_setting_is_a_difference() -> None:
+    live = {"spec": {"selector": {"md": "x", "revision": "r1"}, "ports": [{"port": 80}]}}
+    assert needs_apply({"spec": {"selector": {"md": "x"}}}, live) == [".spec.selector"]
+    assert needs_apply({"spec": {"selector": {"md": "x", "revision": "r1"}}}, live) == []
+    # elsewhere a subset is still equal (fields defaulted by the API server or owned by others)
+    assert needs_apply({"spec": {"ports": [{"port": 80}]}}, live) == []

@@ -57,11 +57,18 @@ def _scalar_equal(want: Any, have: Any) -> bool:
     return False
 
 
+# Maps the operator owns whole: a key it stopped setting must go, so a subset is not "equal" (a
+# Service that selected one revision and must now select every revision loses its revision key).
+WHOLE_MAPS = frozenset({".spec.selector"})
+
+
 def differences(desired: Any, live: Any, path: str = "") -> list[str]:
     """Paths where ``live`` does not already hold what ``desired`` sets (empty: nothing to apply)."""
     if isinstance(desired, dict):
         if not isinstance(live, dict):
             return [path or "."]
+        if path in WHOLE_MAPS and set(live) != set(desired):
+            return [path]
         out: list[str] = []
         for key, want in desired.items():
             out.extend(differences(want, live.get(key), f"{path}.{key}"))
