@@ -43,10 +43,9 @@ BUCKET = "real-serving"
 SECRET = "model-store"
 NAME = "scorer"
 FAIL_EVERY = 3  # the bad version raises in every third execute call: a third of its requests fail
-# Longer than a healthy rollout's not-Ready moments together (the canary's start, the promotion's
-# scale-up): the operator keeps the start of a rollout's first not-Ready stretch (status.rollout.
-# unreadySince is not cleared when its pods become Ready), so a short deadline aborts good rollouts.
-DEADLINE_S = 90
+# Long enough for a generated Triton pod to pull its model and load it on a busy 2-core machine
+# (about 6 s when idle); short enough to keep the missing-object scenario quick.
+DEADLINE_S = 45
 ANALYSIS = {
     "interval": "3s",
     "window": "20s",
@@ -60,7 +59,7 @@ STEPS = [{"setWeight": 50}, {"analysis": {"duration": "9s"}}]
 SMOKE_REQUEST = {"inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
 
 
-def manifest(version: str, storage_uri: str, smoke_test: bool = True) -> dict[str, Any]:
+def manifest(version: str, storage_uri: str, smoke_test: bool = True, secret: str = SECRET) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "modeldeploy.dev/v1alpha1",
         "kind": "ModelDeployment",
@@ -71,7 +70,7 @@ def manifest(version: str, storage_uri: str, smoke_test: bool = True) -> dict[st
                 "name": NAME,
                 "version": version,
                 "storageUri": storage_uri,
-                "credentialsSecret": SECRET,
+                "credentialsSecret": secret,
                 "runtimeConfig": {
                     "platform": "python",
                     "maxBatchSize": 8,
@@ -142,16 +141,8 @@ class RealWorld:
     ) -> None:
         assert cluster.prometheus_targets_dir is not None
         self.cluster, self.ns, self.api, self.operator = cluster, ns, api, op
-        secret = s3.env()  # the AWS_* variables: endpoint, region, credentials
-        cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": SECRET},
-                "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
-            },
-            namespace=ns,
-        )
+        self.s3 = s3
+        self.create_secret(SECRET)
         self.runner = PodRunner(
             cluster.kubeconfig,
             cluster.prometheus_targets_dir,
@@ -162,8 +153,20 @@ class RealWorld:
         self.loads: list[Load] = []
         self.recorder = Recorder(api, ns, NAME).start()
 
-    def deploy(self, version: str, uri: str, smoke_test: bool = True) -> None:
-        self.cluster.apply(manifest(version, uri, smoke_test), namespace=self.ns)
+    def deploy(self, version: str, uri: str, smoke_test: bool = True, secret: str = SECRET) -> None:
+        self.cluster.apply(manifest(version, uri, smoke_test, secret), namespace=self.ns)
+
+    def create_secret(self, name: str) -> None:
+        secret = self.s3.env()  # the AWS_* variables: endpoint, region, credentials
+        self.cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
+            },
+            namespace=self.ns,
+        )
 
     def status(self) -> dict[str, Any]:
         body = json.loads(self.cluster.kubectl("get", "md", NAME, "-n", self.ns, "-o", "json").stdout)
@@ -315,3 +318,31 @@ def test_a_missing_object_is_aborted_by_the_progress_deadline_with_the_initializ
     window = load.wait_for_requests(10, since=load.traffic(), timeout=60)
     assert set(window.by_revision) == {stable} and window.by_revision[stable].ok == window.total
     assert canary not in {m["revision"] for m in world.recorder.measurements if m["verdict"] == "Successful"}
+
+
+def test_a_missing_credentials_secret_is_reported_from_the_pod_and_stable_keeps_serving(
+    world: RealWorld, versions: dict[str, str]
+) -> None:
+    """The operator has no access to Secrets: it learns of a missing one from the pod's status
+    (the kubelet's CreateContainerConfigError), reports it, and carries on once it exists."""
+    stable, load = first_version_serves(world, versions)
+    world.deploy("2", versions["2"], secret="model-store-v2")
+    canary = world.canary()
+
+    def reported() -> dict[str, Any] | None:
+        for c in world.status().get("conditions") or []:
+            if c.get("type") == "Degraded" and c.get("reason") == "CredentialsSecretMissing":
+                return dict(c)
+        return None
+
+    before = load.traffic()
+    condition = poll("CredentialsSecretMissing", reported, timeout=DEADLINE_S)
+    assert "model-store-v2" in condition["message"] and "credentialsSecret" in condition["message"]
+    st = world.status()
+    assert st["stableRevision"] == stable and st["canaryWeight"] == 0
+    window = load.wait_for_requests(10, since=before, timeout=60)
+    assert window.by_revision[stable].ok == window.total, window.summary()
+    # the Secret appears: the waiting pod starts and the rollout goes on to promotion by itself
+    world.create_secret("model-store-v2")
+    assert world.stable(timeout=240) == canary
+    assert "RolloutPromoted" in world.recorder.reasons()
