@@ -16,7 +16,7 @@ the rollback settled (audit log, by user; Events counted apart), its resident me
 
     bash bench/peers/build.sh flagger; bash bench/peers/build.sh argo-rollouts
     bash bench/peers/build.sh gatewayapi-plugin SRC_DIR   # see build.sh for SRC_DIR
-    .venv/bin/python bench/vs_peers.py --config fastest --runs 10
+    .venv/bin/python bench/vs_peers.py --config fastest defaults --runs 10 [--minutes M] [--only ...]
 
 JSON on stdout, merged (per configuration) into bench/results/vs_peers.json.
 """
