@@ -17,6 +17,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 # A DNS-1123 subdomain (most object names) and label (Services, ports, guardrail names).
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# One safe path segment (model names, versions): no '/', no leading '.'.
+SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$"
 # Kubernetes resource quantity ("500m", "2", "8Gi", "1.5").
 QUANTITY = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 # Go-style duration restricted to what rollouts need: "90s", "2m", "1h30m", "500ms".
@@ -76,3 +78,18 @@ class ApiModel(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The object as the API server stores it: camelCase, unset optionals left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def require_one_of(model: ApiModel, fields: list[str], what: str) -> None:
+    """pydantic's side of an ``exactly_one`` CEL rule: exactly one of ``fields`` is set."""
+    chosen = [f for f in fields if getattr(model, f) is not None]
+    if len(chosen) != 1:
+        names = ", ".join(model.model_fields[f].alias or f for f in fields)
+        raise ValueError(f"{what}: set exactly one of {names}")
+
+
+def policy_governed(schema: dict[str, Any]) -> None:
+    """No ``default`` in the CRD schema: the API server must not fill a field a rollout policy may
+    supply, or "the user set it" and "the schema defaulted it" look the same (modeldeploy.policy).
+    The pydantic default stays: the operator applies it last (user > policy > built-in)."""
+    schema.pop("default", None)

@@ -8,20 +8,63 @@ in Python gets the same answer as ``kubectl apply``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from modeldeploy.api.analysis import (
+    BUILTIN_TEMPLATES as BUILTIN_TEMPLATES,
+)
+from modeldeploy.api.analysis import (
+    Analysis as Analysis,
+)
+from modeldeploy.api.analysis import (  # re-exported: the spec is read from one module
+    CompareToStable as CompareToStable,
+)
+from modeldeploy.api.analysis import (
+    Guardrail as Guardrail,
+)
+from modeldeploy.api.analysis import (
+    SequentialTest as SequentialTest,
+)
 from modeldeploy.api.common import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     QUANTITY,
+    SAFE_SEGMENT,
     ApiModel,
     Duration,
-    JsonDict,
     cel,
     exactly_one,
+    policy_governed,
+    require_one_of,
+)
+from modeldeploy.api.runtime_config import (
+    MAX_DIM as MAX_DIM,
+)
+from modeldeploy.api.runtime_config import (
+    TENSOR_NAME as TENSOR_NAME,
+)
+from modeldeploy.api.runtime_config import (  # re-exported
+    DynamicBatching as DynamicBatching,
+)
+from modeldeploy.api.runtime_config import (
+    ModelInput as ModelInput,
+)
+from modeldeploy.api.runtime_config import (
+    ModelOutput as ModelOutput,
+)
+from modeldeploy.api.runtime_config import (
+    RuntimeConfig as RuntimeConfig,
+)
+from modeldeploy.api.runtime_config import (
+    TensorSpec as TensorSpec,
+)
+from modeldeploy.api.runtime_config import (
+    Warmup as Warmup,
+)
+from modeldeploy.api.runtime_config import (
+    WarmupInput as WarmupInput,
 )
 from modeldeploy.api.smoke import SmokeTest
 
@@ -30,226 +73,10 @@ StorageScheme = Literal["s3", "gs", "https", "pvc"]
 STORAGE_URI = r"^(s3|gs)://[a-z0-9][a-z0-9.\-]{1,62}(/[^\s]*)?$|^https://[^\s]+$|^pvc://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(/[^\s]*)?$"
 SHA256 = r"^[0-9a-f]{64}$"
 ArchiveFormat = Literal["tar.gz", "zip"]
-SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$"
 MIG_PROFILE = r"^[1-7]g\.[0-9]{1,3}gb$"
 
 
-def _one_of(model: ApiModel, fields: list[str], what: str) -> None:
-    chosen = [f for f in fields if getattr(model, f) is not None]
-    if len(chosen) != 1:
-        names = ", ".join(model.model_fields[f].alias or f for f in fields)
-        raise ValueError(f"{what}: set exactly one of {names}")
-
-
 # --- model -------------------------------------------------------------------------------------
-
-
-class DynamicBatching(ApiModel):
-    """Server-side request batching (Triton dynamic_batching; TorchServe batch delay)."""
-
-    max_queue_delay_microseconds: int = Field(
-        500, ge=0, le=10_000_000, description="Longest a request waits for a batch to fill, in microseconds."
-    )
-    preferred_batch_sizes: list[int] | None = Field(
-        None, max_length=8, description="Batch sizes the scheduler prefers to form (Triton only)."
-    )
-
-
-# Triton's DataType enum (model_config.proto), TYPE_INVALID excluded.
-TritonDataType = Literal[
-    "TYPE_BOOL",
-    "TYPE_UINT8",
-    "TYPE_UINT16",
-    "TYPE_UINT32",
-    "TYPE_UINT64",
-    "TYPE_INT8",
-    "TYPE_INT16",
-    "TYPE_INT32",
-    "TYPE_INT64",
-    "TYPE_FP16",
-    "TYPE_FP32",
-    "TYPE_FP64",
-    "TYPE_STRING",
-    "TYPE_BF16",
-]
-TENSOR_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,127}$"
-MAX_DIM = 2**31 - 1
-
-
-def _unique_names_rule(field: str) -> str:
-    return f"!has(self.{field}) || self.{field}.all(a, self.{field}.exists_one(b, b.name == a.name))"
-
-
-def _require_unique_names(items: Sequence[TensorSpec | WarmupInput] | None, what: str) -> None:
-    names = [i.name for i in items or []]
-    if len(names) != len(set(names)):
-        raise ValueError(f"{what} names must be unique")
-
-
-def _dims_rule() -> JsonDict:
-    # a fresh dict per model: a shared one would become YAML anchors in the generated CRD
-    return {
-        "x-kubernetes-validations": [
-            cel("self.dims.all(d, d != 0)", "dims: each dimension is -1 (variable) or >= 1", ".dims")
-        ]
-    }
-
-
-class TensorSpec(ApiModel):
-    """A model input or output as Triton declares it (ModelInput / ModelOutput in model_config.proto)."""
-
-    name: str = Field(..., max_length=128, pattern=TENSOR_NAME, description="Tensor name in the model.")
-    data_type: TritonDataType = Field(..., description="Triton data type, e.g. TYPE_FP32.")
-    dims: list[int] = Field(
-        ...,
-        min_length=1,
-        max_length=8,
-        json_schema_extra={"items": {"type": "integer", "minimum": -1, "maximum": MAX_DIM}},
-        description="Shape without the batch dimension; -1 marks a variable-size dimension.",
-    )
-
-    @model_validator(mode="after")
-    def _dims(self) -> TensorSpec:
-        if any(d == 0 or d < -1 or d > MAX_DIM for d in self.dims):
-            raise ValueError(f"{self.name}: dims must be -1 (variable) or between 1 and {MAX_DIM}")
-        return self
-
-
-class ModelInput(TensorSpec):
-    """A model input (Triton ModelInput)."""
-
-    model_config = ConfigDict(json_schema_extra=_dims_rule())
-
-
-class ModelOutput(TensorSpec):
-    """A model output (Triton ModelOutput)."""
-
-    model_config = ConfigDict(json_schema_extra=_dims_rule())
-
-
-class WarmupInput(ApiModel):
-    """Data for one input of a warm-up request: zeros or random values (ModelWarmup.Input)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "(has(self.zeroData) && self.zeroData) != (has(self.randomData) && self.randomData)",
-                    "set exactly one of zeroData: true, randomData: true",
-                )
-            ]
-        }
-    )
-
-    name: str = Field(..., max_length=128, pattern=TENSOR_NAME, description="Input tensor name.")
-    data_type: TritonDataType = Field(..., description="Triton data type, e.g. TYPE_FP32.")
-    dims: list[int] = Field(
-        ...,
-        min_length=1,
-        max_length=8,
-        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": MAX_DIM}},
-        description="Concrete shape without the batch dimension (no -1).",
-    )
-    zero_data: bool | None = Field(None, description="Send zeros (empty strings for TYPE_STRING).")
-    random_data: bool | None = Field(None, description="Send random values.")
-
-    @model_validator(mode="after")
-    def _data(self) -> WarmupInput:
-        if any(d < 1 or d > MAX_DIM for d in self.dims):
-            raise ValueError(f"warmup input {self.name}: dims must be between 1 and {MAX_DIM}")
-        if bool(self.zero_data) == bool(self.random_data):
-            raise ValueError(f"warmup input {self.name}: set exactly one of zeroData: true, randomData: true")
-        return self
-
-
-class Warmup(ApiModel):
-    """A warm-up request Triton runs on every model instance before the model is ready (model_warmup)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(_unique_names_rule("inputs"), "warmup input names must be unique", ".inputs")
-            ]
-        }
-    )
-
-    name: str = Field(..., max_length=63, pattern=SAFE_SEGMENT, description="Name shown in Triton's log.")
-    batch_size: int = Field(
-        1, ge=1, le=4096, description="Batch size of the request: 1 without batching, else <= maxBatchSize."
-    )
-    count: int = Field(1, ge=1, le=100, description="How many times the request is sent.")
-    inputs: list[WarmupInput] = Field(..., min_length=1, max_length=32, description="Data for each input.")
-
-    @model_validator(mode="after")
-    def _unique(self) -> Warmup:
-        _require_unique_names(self.inputs, "warmup input")
-        return self
-
-
-class RuntimeConfig(ApiModel):
-    """Runtime knobs rendered into Triton's config.pbtxt or TorchServe's config.properties."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(_unique_names_rule("inputs"), "input names must be unique", ".inputs"),
-                cel(_unique_names_rule("outputs"), "output names must be unique", ".outputs"),
-                cel(
-                    "!has(self.warmup) || self.warmup.all(w, !has(w.batchSize) || (self.maxBatchSize == 0 "
-                    "? w.batchSize == 1 : w.batchSize <= self.maxBatchSize))",
-                    "warmup batchSize must be 1 when maxBatchSize is 0, else at most maxBatchSize",
-                    ".warmup",
-                ),
-            ]
-        }
-    )
-
-    max_batch_size: int = Field(0, ge=0, le=4096, description="Largest batch; 0 disables batching.")
-    dynamic_batching: DynamicBatching | None = Field(None, description="Enable dynamic batching.")
-    instance_count: int = Field(
-        1, ge=1, le=16, description="Model instances per pod (Triton instance_group count)."
-    )
-    workers: int = Field(1, ge=1, le=64, description="Worker processes per model (TorchServe).")
-    response_timeout_seconds: int = Field(
-        120, ge=1, le=3600, description="Seconds before a request to a worker times out (TorchServe)."
-    )
-    platform: str | None = Field(
-        None,
-        max_length=64,
-        pattern=r"^[a-z0-9_]+$",
-        description="Triton backend platform, e.g. onnxruntime_onnx, pytorch_libtorch, tensorrt_plan.",
-    )
-    handler: str | None = Field(
-        None, max_length=253, description="TorchServe handler (built-in name or module:function)."
-    )
-    inputs: list[ModelInput] | None = Field(
-        None,
-        max_length=32,
-        description="Triton: the model's inputs (config.pbtxt input); omitted: Triton auto-completes them.",
-    )
-    outputs: list[ModelOutput] | None = Field(
-        None,
-        max_length=32,
-        description="Triton: the model's outputs (config.pbtxt output); omitted: auto-completed.",
-    )
-    warmup: list[Warmup] | None = Field(
-        None,
-        max_length=8,
-        description="Triton: warm-up requests run before the model reports ready (model_warmup).",
-    )
-
-    @model_validator(mode="after")
-    def _triton_tensors(self) -> RuntimeConfig:
-        _require_unique_names(self.inputs, "input")
-        _require_unique_names(self.outputs, "output")
-        limit = max(self.max_batch_size, 1)
-        for w in self.warmup or []:
-            if w.batch_size > limit:
-                raise ValueError(
-                    f"warmup {w.name}: batchSize {w.batch_size} must be 1 when maxBatchSize is 0, "
-                    "else at most maxBatchSize"
-                )
-        return self
 
 
 class ModelSpec(ApiModel):
@@ -458,7 +285,7 @@ class ScalingMetric(ApiModel):
 
     @model_validator(mode="after")
     def _one(self) -> ScalingMetric:
-        _one_of(self, ["cpu", "memory", "pods"], "autoscaling metric")
+        require_one_of(self, ["cpu", "memory", "pods"], "autoscaling metric")
         return self
 
 
@@ -493,13 +320,6 @@ class Autoscaling(ApiModel):
 
 
 # --- rollout -----------------------------------------------------------------------------------
-
-
-def _policy_governed(schema: dict[str, Any]) -> None:
-    """No ``default`` in the CRD schema: the API server must not fill a field a rollout policy may
-    supply, or "the user set it" and "the schema defaulted it" look the same (modeldeploy.policy).
-    The pydantic default stays: the operator applies it last (user > policy > built-in)."""
-    schema.pop("default", None)
 
 
 class PolicyRef(ApiModel):
@@ -559,7 +379,7 @@ class TrafficRouting(ApiModel):
 
     @model_validator(mode="after")
     def _one(self) -> TrafficRouting:
-        _one_of(self, ["replicas", "gateway_api"], "trafficRouting")
+        require_one_of(self, ["replicas", "gateway_api"], "trafficRouting")
         return self
 
     @property
@@ -597,7 +417,7 @@ class SetCanaryScale(ApiModel):
 
     @model_validator(mode="after")
     def _one(self) -> SetCanaryScale:
-        _one_of(self, ["replicas", "weight", "match_traffic_weight"], "setCanaryScale")
+        require_one_of(self, ["replicas", "weight", "match_traffic_weight"], "setCanaryScale")
         return self
 
 
@@ -622,7 +442,7 @@ class CanaryStep(ApiModel):
 
     @model_validator(mode="after")
     def _one(self) -> CanaryStep:
-        _one_of(self, ["set_weight", "pause", "analysis", "set_canary_scale"], "canary step")
+        require_one_of(self, ["set_weight", "pause", "analysis", "set_canary_scale"], "canary step")
         return self
 
 
@@ -656,184 +476,6 @@ class BlueGreenStrategy(ApiModel):
     )
 
 
-BUILTIN_TEMPLATES = ("error-rate", "latency-p99-ms", "latency-p50-ms", "queue-time-p99-ms")
-
-
-class CompareToStable(ApiModel):
-    max_ratio: float = Field(
-        ..., gt=0, le=1000, description="Fail when canary value > maxRatio x stable value (e.g. 1.2)."
-    )
-
-
-class SequentialTest(ApiModel):
-    """An anytime-valid test of the canary's error rate against the stable revision's."""
-
-    tolerance: float = Field(
-        0.2,
-        ge=0,
-        le=10,
-        description=(
-            "Regression means: canary error rate > stable error rate x (1 + tolerance). The guardrail "
-            "fails on evidence of a regression and passes only on evidence of none."
-        ),
-    )
-    alpha: float = Field(
-        0.01,
-        gt=0,
-        le=0.2,
-        description=(
-            "False-alarm level of each of the two tests (a false rollback, a false pass), valid however "
-            "often the evidence is looked at."
-        ),
-    )
-
-
-class Guardrail(ApiModel):
-    """One SLO check: a built-in template or a PromQL query (jinja2), with thresholds."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(exactly_one(["template", "query"]), "a guardrail sets exactly one of template, query"),
-                cel(
-                    "has(self.min) || has(self.max) || has(self.compareToStable) || has(self.sequential)",
-                    "a guardrail needs min, max, compareToStable or sequential",
-                ),
-                cel(
-                    "!has(self.sequential) || (has(self.template) && self.template == 'error-rate' && "
-                    "!has(self.min) && !has(self.max) && !has(self.compareToStable))",
-                    "sequential needs template error-rate and no min, max or compareToStable",
-                ),
-                cel(
-                    "!has(self.samplesQuery) || has(self.query)",
-                    "samplesQuery goes with a custom query",
-                ),
-            ]
-        }
-    )
-
-    name: str = Field(
-        ..., max_length=63, pattern=DNS_LABEL, description="Guardrail name, unique in the list."
-    )
-    template: Literal["error-rate", "latency-p99-ms", "latency-p50-ms", "queue-time-p99-ms"] | None = Field(
-        None, description="Built-in per-runtime PromQL template."
-    )
-    query: str | None = Field(
-        None,
-        max_length=4096,
-        description=(
-            "PromQL (jinja2) with variables namespace, name, revision, stable_revision, window; "
-            "values are escaped for label matchers. Must return one number."
-        ),
-    )
-    min: float | None = Field(None, description="Fail when the value is below this.")
-    max: float | None = Field(None, description="Fail when the value is above this.")
-    compare_to_stable: CompareToStable | None = Field(
-        None, description="Also run the query for the stable revision and compare."
-    )
-    sequential: SequentialTest | None = Field(
-        None,
-        description=(
-            "Judge canary against stable with an anytime-valid sequential test on the error and request "
-            "counts of both revisions over the same intervals (template error-rate only): fails as soon "
-            "as a regression is evident, passes once its absence is, otherwise inconclusive. "
-            "minSampleSize does not apply."
-        ),
-    )
-    samples_query: str | None = Field(
-        None,
-        max_length=4096,
-        description=(
-            "PromQL (jinja2, same variables as query) counting the canary's requests in the window, for "
-            "minSampleSize. Default: the runtime's own request counter for the canary revision."
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _shape(self) -> Guardrail:
-        _one_of(self, ["template", "query"], f"guardrail {self.name}")
-        checks = (self.min, self.max, self.compare_to_stable, self.sequential)
-        if all(c is None for c in checks):
-            raise ValueError(f"guardrail {self.name}: needs min, max, compareToStable or sequential")
-        if self.sequential is not None and (
-            self.template != "error-rate" or any(c is not None for c in checks[:3])
-        ):
-            raise ValueError(
-                f"guardrail {self.name}: sequential needs template error-rate "
-                "and no min, max or compareToStable"
-            )
-        if self.samples_query is not None and self.query is None:
-            raise ValueError(f"guardrail {self.name}: samplesQuery goes with a custom query")
-        return self
-
-
-class Analysis(ApiModel):
-    """How guardrails are measured and judged."""
-
-    interval: Duration = Field(
-        "15s", json_schema_extra=_policy_governed, description="Time between measurements (default 15s)."
-    )
-    window: Duration | None = Field(None, description="PromQL range window (default: 2 x interval, >= 30s).")
-    failure_limit: int = Field(
-        2,
-        ge=1,
-        le=100,
-        json_schema_extra=_policy_governed,
-        description="Failed measurements that trigger automatic rollback (default 2).",
-    )
-    inconclusive_limit: int = Field(
-        3,
-        ge=1,
-        le=100,
-        json_schema_extra=_policy_governed,
-        description="Inconclusive measurements (no data, too few samples) before pausing (default 3).",
-    )
-    consecutive_error_limit: int = Field(
-        4,
-        ge=1,
-        le=100,
-        json_schema_extra=_policy_governed,
-        description="Consecutive query errors (Prometheus down) before pausing (default 4).",
-    )
-    no_data_policy: Literal["pause", "fail", "pass"] = Field(
-        "pause",
-        json_schema_extra=_policy_governed,
-        description="An empty result: pause (inconclusive, default), fail (counts as failed), or pass.",
-    )
-    min_sample_size: int = Field(
-        20,
-        json_schema_extra=_policy_governed,
-        ge=0,
-        le=10_000_000,
-        description="Requests the canary must have served in the window; fewer = inconclusive (default 20).",
-    )
-    history: int = Field(20, ge=1, le=100, description="Measurements kept in status.")
-    guardrails: list[Guardrail] = Field(
-        default_factory=list,
-        max_length=16,
-        description="Checks every measurement runs; empty = the runtime's error-rate guardrail at 5%.",
-    )
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.guardrails.all(g, self.guardrails.exists_one(h, h.name == g.name))",
-                    "guardrail names must be unique",
-                    ".guardrails",
-                )
-            ]
-        }
-    )
-
-    @model_validator(mode="after")
-    def _unique(self) -> Analysis:
-        names = [g.name for g in self.guardrails]
-        if len(names) != len(set(names)):
-            raise ValueError("guardrail names must be unique")
-        return self
-
-
 class Rollout(ApiModel):
     """How a new revision replaces the stable one."""
 
@@ -859,7 +501,7 @@ class Rollout(ApiModel):
         600,
         ge=10,
         le=86_400,
-        json_schema_extra=_policy_governed,
+        json_schema_extra=policy_governed,
         description=(
             "Seconds a revision's pods may take to become Ready (counted from when they were asked "
             "for). Past it a new revision is aborted and rolled back (stable untouched), naming the "

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, get_args
 
-from modeldeploy.api.spec import ModelDeploymentSpec, TritonDataType
+from modeldeploy.api.runtime_config import TritonDataType
+from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.runtimes import templating
 from modeldeploy.runtimes.base import (
     STARTUP_FAILURES,
