@@ -101,10 +101,10 @@ def distinct(values: list[str | None]) -> list[str]:
 
 
 def test_watch_follows_a_promotion_in_place_and_exits_0(env: Env) -> None:  # noqa: F811
-    env.deploy(manifest("watched", "1"))
+    env.deploy(manifest("watched", "1", gpu=False))
     old = env.stable("watched")
     env.load("watched")
-    env.deploy(manifest("watched", "2"))  # the watch starts before the operator has seen it
+    env.deploy(manifest("watched", "2", gpu=False))  # the watch starts before the operator has seen it
     term = Terminal(*watch_argv(env.cluster, "watched", env.ns))
     steps: list[str | None] = []
     weights: list[str | None] = []
@@ -134,10 +134,10 @@ def test_watch_follows_a_promotion_in_place_and_exits_0(env: Env) -> None:  # no
 
 
 def test_watch_of_a_rollback_exits_3(env: Env) -> None:  # noqa: F811
-    env.deploy(manifest("doomed", "1"))
+    env.deploy(manifest("doomed", "1", gpu=False))
     env.stable("doomed")
     env.load("doomed")
-    env.deploy(manifest("doomed", "2"))
+    env.deploy(manifest("doomed", "2", gpu=False))
     canary = env.canary("doomed")
     env.world.set_behavior(env.ns, "doomed", canary, error_rate=0.2)
     term = Terminal(*watch_argv(env.cluster, "doomed", env.ns, NO_COLOR="1"))

@@ -46,9 +46,13 @@ STEPS = [
 ]
 
 
-def manifest(name: str, version: str, **rollout: Any) -> dict[str, Any]:
+def manifest(name: str, version: str, gpu: bool = True, **rollout: Any) -> dict[str, Any]:
+    """4 replicas of a Triton model; with ``gpu`` 1 GPU each (4 of the cluster's 8, plus surge)."""
     spec_rollout: dict[str, Any] = {"analysis": ANALYSIS, "canary": {"steps": STEPS}}
     spec_rollout.update(rollout)
+    resources: dict[str, Any] = {"cpu": "1", "memory": "4Gi"}
+    if gpu:
+        resources["gpu"] = {"count": 1}
     return {
         "apiVersion": "modeldeploy.dev/v1alpha1",
         "kind": "ModelDeployment",
@@ -57,7 +61,7 @@ def manifest(name: str, version: str, **rollout: Any) -> dict[str, Any]:
             "runtime": "triton",
             "model": {"name": "fraud", "version": version, "storageUri": f"s3://models/fraud/{version}"},
             "replicas": 4,
-            "resources": {"gpu": {"count": 1}, "cpu": "1", "memory": "4Gi"},
+            "resources": resources,
             "rollout": spec_rollout,
         },
     }

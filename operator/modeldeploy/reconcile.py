@@ -586,10 +586,16 @@ class Reconciler:
         )
         conditions = list(status.conditions)
         problems = [*blockers]
+        # A new revision's pods that are not there yet (unschedulable until the GPU budget frees a
+        # device, an image still pulling) are reported, but the phase stays Progressing: the
+        # progress deadline decides. The stable revision's problems make the phase Degraded.
+        degrading = [*blockers]
         for revision in _revisions_in_use(status):
             found = revision_problem(world.pods_of(revision))
             if found is not None:
                 problems.append(Blocker(found.reason, found.message))
+                if revision == status.stable_revision:
+                    degrading.append(problems[-1])
         if problems:
             conditions = set_condition(
                 conditions,
@@ -620,7 +626,7 @@ class Reconciler:
             now,
         )
         phase = status.phase
-        if problems and phase not in ("Paused", "RolledBack"):
+        if degrading and phase not in ("Paused", "RolledBack"):
             phase = "Degraded"
         elif phase == "Healthy" and not serving:
             phase = "Progressing"
