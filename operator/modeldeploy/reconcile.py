@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,7 +82,7 @@ from modeldeploy.rollout import (
     set_condition,
 )
 from modeldeploy.rollout.gates import smoke_test_due
-from modeldeploy.rollout.pod_health import revision_problem
+from modeldeploy.rollout.pod_health import revision_problem, unschedulable_message
 from modeldeploy.routers import GatewayApiRouter, get_router
 from modeldeploy.routers.base import ObservedTraffic
 from modeldeploy.routers.gateway_api import RouteNotManageable
@@ -126,7 +126,7 @@ class World:
             replicas=int(dep["spec"].get("replicas", 0)),
             ready_replicas=int(st.get("readyReplicas", 0)),
             available=_condition(dep, "Available") == "True",
-            unschedulable_message=_unschedulable(pods),
+            unschedulable_message=unschedulable_message(pods),
             pods=len(pods),
             problem=revision_problem(pods),
         )
@@ -136,18 +136,6 @@ def _condition(obj: Body, type_: str) -> str | None:
     for c in obj.get("status", {}).get("conditions", []) or []:
         if c.get("type") == type_:
             return str(c.get("status"))
-    return None
-
-
-def _unschedulable(pods: Iterable[Body]) -> str | None:
-    for pod in pods:
-        for c in pod.get("status", {}).get("conditions", []) or []:
-            if (
-                c.get("type") == "PodScheduled"
-                and c.get("status") == "False"
-                and c.get("reason") == "Unschedulable"
-            ):
-                return str(c.get("message", "unschedulable"))
     return None
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.rollout.pod_health import pod_problem, revision_problem
+from modeldeploy.rollout.pod_health import pod_problem, revision_problem, unschedulable_message
 
 pytestmark = pytest.mark.unit
 
@@ -95,3 +95,11 @@ def test_the_most_telling_problem_wins() -> None:
     only = revision_problem([unschedulable])
     assert only is not None and only.reason == "Unschedulable" and "0/3 nodes" in only.message
     assert revision_problem([]) is None
+
+
+def test_the_scheduler_message_of_the_first_unplaceable_pod() -> None:
+    placed = pod("a", conditions=[{"type": "PodScheduled", "status": "True"}])
+    unplaced = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}
+    waiting = pod("b", conditions=[unplaced])
+    assert unschedulable_message([placed, waiting]) == "0/3 nodes"
+    assert unschedulable_message([placed]) is None

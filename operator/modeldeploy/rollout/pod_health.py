@@ -91,12 +91,23 @@ def _waiting_problem(
     return PodProblem(reason, _clip(text))
 
 
-def _unschedulable(name: str, status: Mapping[str, Any]) -> PodProblem | None:
+def _scheduler_message(status: Mapping[str, Any]) -> str | None:
+    """The scheduler's message when the pod cannot be placed (PodScheduled False, Unschedulable)."""
     for c in status.get("conditions") or []:
         scheduled = c.get("type") == "PodScheduled" and c.get("status") == "False"
         if scheduled and c.get("reason") == "Unschedulable":
-            return PodProblem("Unschedulable", _clip(f"pod {name}: {c.get('message') or 'unschedulable'}"))
+            return str(c.get("message") or "unschedulable")
     return None
+
+
+def unschedulable_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """The scheduler's message for the first pod it cannot place, or ``None``."""
+    return next((m for m in (_scheduler_message(p.get("status") or {}) for p in pods) if m), None)
+
+
+def _unschedulable(name: str, status: Mapping[str, Any]) -> PodProblem | None:
+    message = _scheduler_message(status)
+    return None if message is None else PodProblem("Unschedulable", _clip(f"pod {name}: {message}"))
 
 
 def pod_problem(pod: Mapping[str, Any]) -> PodProblem | None:
