@@ -44,6 +44,11 @@ def test_window_may_be_quoted_or_in_a_subquery() -> None:
     assert render(source, VARS, guardrail="g") == 'max_over_time(x{w="2m", revision="abc123"}[2m:15s])'
 
 
+def test_window_may_follow_the_offset_modifier() -> None:
+    source = 'x{revision="{{ revision }}"} - (x{revision="{{ revision }}"} offset  {{ window }})'
+    assert render(source, VARS, guardrail="g") == 'x{revision="abc123"} - (x{revision="abc123"} offset  2m)'
+
+
 def test_escape_promql_string() -> None:
     assert escape_promql_string('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
 
@@ -57,7 +62,9 @@ ATTACK_TEMPLATES = {
     "value in a raw string": "x{revision=`{{ revision }}`}",
     "value in a function string argument": 'label_replace(x, "dst", "{{ revision }}", "src", ".*")',
     "value in a comment": 'x{revision="a"} # {{ revision }}',
-    "window outside a range": 'x{revision="a"} offset {{ window }}',
+    "window outside a range": 'x{revision="a"} - {{ window }}',
+    "window after a word ending in offset": 'x{revision="a"} myoffset {{ window }}',
+    "window after offset inside braces": 'x{revision="a", b=offset {{ window }}}',
     "revision inside a range": 'x{revision="a"}[{{ revision }}]',
     "constant expression outside quotes": 'x{a="b"} {{ "or vector(1)" }}',
     # a template backslash before an (empty) substitution must not make the checker and Prometheus

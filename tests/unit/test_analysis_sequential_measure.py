@@ -46,7 +46,7 @@ class Counters(BaseHTTPRequestHandler):
         }
         type(self).seen.append(form)
         query = form["query"]
-        parts = re.findall(r"max_over_time\((\w+)\{[^}]*revision=\"(\w+)\"", query)
+        parts = re.findall(r"sum\(\(\((\w+)\{[^}]*revision=\"(\w+)\"", query)
         if parts:
             value: float | None = sum(type(self).counts.get(p, 0.0) for p in parts)
         elif "my_errors_total" in query:
@@ -94,11 +94,12 @@ def test_sequential_counts_both_revisions_over_contiguous_intervals_at_the_measu
     assert first.evidence is not None and first.verdict == "Inconclusive"
     assert (first.evidence.canary_requests, first.evidence.canary_errors) == (100, 5)
     assert (first.evidence.stable_requests, first.evidence.stable_errors) == (900, 9)
-    assert first.evidence.through == "2025-01-02T03:04:05Z"
-    sequential = [f for f in Counters.seen if "max_over_time" in f["query"]]
+    assert first.evidence.through == "2025-01-02T03:04:04Z"
+    sequential = [f for f in Counters.seen if " offset " in f["query"]]
     assert len(sequential) == 4  # requests and errors, canary and stable
-    assert all("[30s]" in f["query"] and f["time"] == "1735787045.000" for f in sequential)
-    assert all("resets(" in f["query"] for f in sequential)
+    # the window ends SETTLE_S (1 s) before the measurement, and its end is recorded as "through"
+    assert all("offset 30s)" in f["query"] and f["time"] == "1735787044.000" for f in sequential)
+    assert all(") >= 0) or " in f["query"] for f in sequential)  # new and reset series count whole
     assert {re.search(r'revision="(\w+)"', f["query"]).group(1) for f in sequential} == {CANARY, STABLE}  # type: ignore[union-attr]
 
     Counters.seen = []
@@ -114,7 +115,7 @@ def test_sequential_counts_both_revisions_over_contiguous_intervals_at_the_measu
         "2025-01-02T03:04:20Z",
         evidence=[first.evidence],
     )
-    assert all("[15s]" in f["query"] for f in Counters.seen if "max_over_time" in f["query"])
+    assert all("offset 15s)" in f["query"] for f in Counters.seen if " offset " in f["query"])
     assert second.evidence is not None and second.evidence.canary_errors == 35
     assert second.verdict == "Failed" and second.evidence.decision == "Regression"
     assert "evidence of a regression" in second.message

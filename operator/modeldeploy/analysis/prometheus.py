@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, Protocol
 
 import httpx
 
@@ -23,7 +23,7 @@ from modeldeploy.analysis.evaluate import (
 )
 from modeldeploy.analysis.render import StableRevisionUnavailable, Variables, render
 from modeldeploy.analysis.sequential import Increment
-from modeldeploy.analysis.sequential_guardrail import interval_seconds, judge
+from modeldeploy.analysis.sequential_guardrail import instant, interval_seconds, judge
 from modeldeploy.analysis.templates import (
     SAMPLE_COUNT_SOURCES,
     default_guardrails,
@@ -36,6 +36,8 @@ from modeldeploy.api.spec import Analysis, Guardrail
 from modeldeploy.api.status import Measurement, SequentialEvidence
 
 _ERROR_TEXT_MAX = 500
+# Seconds a sequential guardrail's counting window ends before now (see _measure_sequential).
+SETTLE_S: Final = 1
 
 
 class QueryError(Exception):
@@ -348,21 +350,23 @@ def _measure_sequential(
     if canary.stable_revision is None:
         reason = "there is no stable revision to compare with yet"
         return inconclusive_measurement(g, canary.revision, "", reason, now, threshold=threshold)
-    seconds = interval_seconds(prior, now, first_window_s)
+    # The window ends SETTLE_S before now, on a whole second: every sample stamped at or before its
+    # end has been ingested by then, so the next window's "one window ago" sees the same value.
+    end = instant(timestamp(now)) - timedelta(seconds=SETTLE_S)
+    seconds = interval_seconds(prior, end, first_window_s)
     errors_source, requests_source = event_count_templates(runtime)
     window = format_duration(seconds)
     stable = Variables(canary.namespace, canary.name, canary.stable_revision, window, canary.stable_revision)
     canary = Variables(canary.namespace, canary.name, canary.revision, window, canary.stable_revision)
     queries = [render(q, v, guardrail=g) for v in (canary, stable) for q in (requests_source, errors_source)]
     if seconds == 0:
-        return judge(guardrail, canary.revision, None, prior, queries[1], now)
-    at = datetime.fromisoformat(timestamp(now).replace("Z", "+00:00"))
+        return judge(guardrail, canary.revision, None, prior, queries[1], end)
     counts: list[float] = []
     for query in queries:
         try:
-            counts.append(_finite_or_none(client.query(query, at).value) or 0.0)
+            counts.append(_finite_or_none(client.query(query, end).value) or 0.0)
         except QueryError as e:
             return error_measurement(g, canary.revision, query, str(e), now, threshold=threshold)
     canary_requests, canary_errors, stable_requests, stable_errors = (max(0.0, round(c)) for c in counts)
     increment = Increment(canary_requests, canary_errors, stable_requests, stable_errors)
-    return judge(guardrail, canary.revision, increment, prior, queries[1], now)
+    return judge(guardrail, canary.revision, increment, prior, queries[1], end)

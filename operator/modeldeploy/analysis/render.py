@@ -11,7 +11,8 @@ changing the shape of the query:
 3. **Placement**: every expression output is wrapped in private-use marker characters while
    rendering; the result is then lexed as PromQL and each marked value must lie *inside one
    double-quoted string that is the value of a label matcher* (``label="..."``, ``!=``, ``=~``,
-   ``!~`` inside ``{...}``). ``window`` may instead sit inside a range/subquery ``[...]``.
+   ``!~`` inside ``{...}``). ``window`` may instead sit inside a range/subquery ``[...]`` or right
+   after the ``offset`` modifier.
    Anything else (a value outside quotes, in a metric name, in a single-quoted or raw string, in
    a comment) is refused. The markers are removed from the final query.
 
@@ -228,7 +229,8 @@ def _unmark(marked: str, label: str) -> tuple[str, list[int]]:
 
 
 def _check_placement(text: str, kinds: list[int], label: str) -> None:
-    """Every substituted character must sit inside a label-matcher string (windows: or in ``[...]``)."""
+    """Every substituted character must sit inside a label-matcher string (windows: or in ``[...]``,
+    or after ``offset``)."""
     i = 0
     braces = 0
     brackets = 0
@@ -237,14 +239,15 @@ def _check_placement(text: str, kinds: list[int], label: str) -> None:
     while i < n:
         ch = text[i]
         if kinds[i]:
-            if kinds[i] == _WINDOW and brackets > 0 and braces == 0:
+            if kinds[i] == _WINDOW and braces == 0 and (brackets > 0 or _AFTER_OFFSET.search(text, 0, i)):
                 while i < n and kinds[i] == _WINDOW:
                     i += 1
                 last_token = "window"
                 continue
             raise TemplateRejected(
                 f"{label}: a substituted value must be inside the quotes of a label matcher such as "
-                f'revision="{{{{ revision }}}}" (window: or in a range like [{{{{ window }}}}]); '
+                f'revision="{{{{ revision }}}}" (window: or in a range like [{{{{ window }}}}], or after '
+                f"offset); "
                 f"found one outside quotes near {_context(text, i)!r}"
             )
         if ch == "#":  # comment to end of line
@@ -287,6 +290,10 @@ def _check_placement(text: str, kinds: list[int], label: str) -> None:
             continue
         last_token = ch
         i += 1
+
+
+# ``offset {{ window }}``: the keyword, then only blanks up to the substituted window.
+_AFTER_OFFSET: Final = re.compile(r"(?<![A-Za-z0-9_:])offset\s+\Z")
 
 
 def _string_end(text: str, start: int, label: str) -> int:

@@ -27,7 +27,7 @@ _MESSAGE_MAX = 1024
 _DIGITS = 6  # stored log-likelihood ratios are rounded: status stays small, decisions are unaffected
 
 
-def _instant(stamp: str) -> datetime:
+def instant(stamp: str) -> datetime:
     parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
@@ -39,8 +39,8 @@ def interval_seconds(prior: SequentialEvidence | None, now: datetime | str, firs
     """
     if prior is None:
         return max(1, round(first_window_s))
-    now_t = _instant(timestamp(now))
-    return max(0, math.floor((now_t - _instant(prior.through)).total_seconds()))
+    now_t = instant(timestamp(now))
+    return max(0, math.floor((now_t - instant(prior.through)).total_seconds()))
 
 
 def to_evidence(stored: SequentialEvidence | None) -> Evidence:

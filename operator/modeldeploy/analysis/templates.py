@@ -215,12 +215,16 @@ def builtin_template(runtime: str, template: str) -> str:
 
 
 def _counted(metric: str) -> str:
-    # The exact increase of each series over the window, without increase()'s extrapolation (last
-    # minus first sample); a series that reset in the window (a restarted server) counts nothing, so
-    # contiguous windows never count a request twice. Used by sequential guardrails.
-    series = f"{metric}{{{SELECTOR}}}[{{{{ window }}}}]"
-    exact = f"max_over_time({series}) - min_over_time({series})"
-    return f"(sum(({exact}) unless (resets({series}) > 0)) or vector(0))"
+    # The exact increase of each series since the end of the previous window: its value now minus
+    # its value one window ago (the last sample at or before the previous window's end), so
+    # contiguous windows telescope and every request is counted once, whatever the scrape interval
+    # and however short the window. A series without an earlier value (a new pod, or a counter
+    # that appears with its first event) and a series that reset (a restarted server) count their
+    # whole value now: all of it happened after the previous window's end. Used by sequential
+    # guardrails; ``window`` is the whole seconds since the previous window's end.
+    now = f"{metric}{{{SELECTOR}}}"
+    before = f"({now} offset {{{{ window }}}})"
+    return f"(sum((({now} - {before}) >= 0) or {now}) or vector(0))"
 
 
 # (errors, requests) of a revision over the window, for sequential guardrails.
@@ -229,9 +233,6 @@ _EVENT_COUNTS: Final[dict[Runtime, tuple[str, str]]] = {
         _counted("nv_inference_request_failure"),
         f"{_counted('nv_inference_request_success')} + {_counted('nv_inference_request_failure')}",
     ),
-    # Requests5XX appears with its first 5xx, so a pod's first 5xx is never counted (no earlier
-    # sample). Stable pods usually have the series already, new canary pods not: one error per
-    # canary pod goes uncounted, which slightly favours the canary (documented in the README).
     "torchserve": (_counted("Requests5XX"), _counted("ts_inference_requests_total")),
 }
 
