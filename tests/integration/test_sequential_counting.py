@@ -27,7 +27,8 @@ from modeldeploy_testing.cluster import Prometheus, poll
 pytestmark = pytest.mark.integration
 
 CANARY, STABLE = "c0ffee01", "5ab1e001"
-GUARDRAIL = Guardrail(name="errors-vs-stable", template="error-rate", sequential=SequentialTest(tolerance=0.2))
+SEQUENTIAL = SequentialTest(tolerance=0.2)
+GUARDRAIL = Guardrail(name="errors-vs-stable", template="error-rate", sequential=SEQUENTIAL)
 ANALYSIS = Analysis(interval="1s", guardrails=[GUARDRAIL])
 
 
@@ -58,7 +59,8 @@ class TritonCounters:
                 self.wfile.write(body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        serve = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        serve.start()
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
 
     def add(self, success: int, failure: int) -> None:
