@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from modeldeploy.leader import Timing
+
 LOG_FORMATS = ("json", "text")
 
 
@@ -30,6 +32,12 @@ class Settings:
     storage_initializer_image: str | None = None
     # Where pods' ports answer when the operator runs outside the pod network (see modeldeploy.smoke.client).
     pod_address_map: str | None = None
+    # Leader election (modeldeploy.leader): off for a single local run, on in the Deployment manifest.
+    leader_elect: bool = False
+    leader_election_namespace: str = "modeldeploy-system"
+    leader_election_id: str = "modeldeploy-operator-leader"
+    leader_election_identity: str | None = None  # default: $POD_NAME or the hostname, + pid + random
+    leader_election_timing: Timing = field(default_factory=Timing)
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -91,7 +99,38 @@ def parser() -> argparse.ArgumentParser:
             "operator outside the pod network (smoke tests); default: pod IPs"
         ),
     )
+    election = p.add_argument_group("leader election (run several replicas, one acts)")
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="hold a coordination.k8s.io Lease before acting (default off; the Deployment turns it on)",
+    )
+    election.add_argument(
+        "--leader-election-namespace", help="namespace of the Lease (default modeldeploy-system)"
+    )
+    election.add_argument(
+        "--leader-election-id", help="name of the Lease (default modeldeploy-operator-leader)"
+    )
+    election.add_argument(
+        "--leader-election-identity",
+        help="this replica's holder identity (default: $POD_NAME or hostname, pid, random)",
+    )
+    election.add_argument("--lease-duration-seconds", help=f"default {Timing.lease_duration:g}")
+    election.add_argument("--renew-deadline-seconds", help=f"default {Timing.renew_deadline:g}")
+    election.add_argument("--retry-period-seconds", help=f"default {Timing.retry_period:g}")
     return p
+
+
+def _flag(value: str | None, what: str) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{what} must be true or false, got {value!r}")
 
 
 def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +159,25 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     prometheus_url = pick(args.prometheus_url, "PROMETHEUS_URL") or Settings.prometheus_url
     if not prometheus_url.startswith(("http://", "https://")):
         raise SettingsError(f"--prometheus-url must start with http:// or https://, got {prometheus_url!r}")
+    timing = Timing(
+        lease_duration=_positive(
+            pick(args.lease_duration_seconds, "LEASE_DURATION_SECONDS") or str(Timing.lease_duration),
+            "--lease-duration-seconds",
+        ),
+        renew_deadline=_positive(
+            pick(args.renew_deadline_seconds, "RENEW_DEADLINE_SECONDS") or str(Timing.renew_deadline),
+            "--renew-deadline-seconds",
+        ),
+        retry_period=_positive(
+            pick(args.retry_period_seconds, "RETRY_PERIOD_SECONDS") or str(Timing.retry_period),
+            "--retry-period-seconds",
+        ),
+    )
+    if problem := timing.problem():
+        raise SettingsError(f"leader election: {problem}")
+    leader_elect = args.leader_elect
+    if leader_elect is None:
+        leader_elect = _flag(_env(env, "LEADER_ELECT"), "MODELDEPLOY_LEADER_ELECT") or False
     return Settings(
         kubeconfig=pick(args.kubeconfig, "KUBECONFIG") or env.get("KUBECONFIG") or None,
         namespaces=namespaces,
@@ -133,4 +191,10 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         images=images,
         storage_initializer_image=pick(args.storage_initializer_image, "STORAGE_INITIALIZER_IMAGE"),
         pod_address_map=pick(args.pod_address_map, "POD_ADDRESS_MAP") or None,
+        leader_elect=leader_elect,
+        leader_election_namespace=pick(args.leader_election_namespace, "LEADER_ELECTION_NAMESPACE")
+        or Settings.leader_election_namespace,
+        leader_election_id=pick(args.leader_election_id, "LEADER_ELECTION_ID") or Settings.leader_election_id,
+        leader_election_identity=pick(args.leader_election_identity, "LEADER_ELECTION_IDENTITY"),
+        leader_election_timing=timing,
     )
