@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # promtool, Prometheus' rule checker and PromQL test runner (manifests/monitoring rules, the guardrail
 # template tests). It ships in the same Debian package `prometheus` the local cluster runs
-# (e2e/cluster.py installs it too), so it is taken from there: on PATH already, or apt-get installed.
+# (e2e/localcluster installs it too), so it is taken from there: on PATH already, or apt-get installed.
 # Prints promtool's path on stdout; idempotent.
 set -euo pipefail
 

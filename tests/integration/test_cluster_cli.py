@@ -1,11 +1,11 @@
-"""e2e/cluster.py refuses bad situations with one clear line; none of this needs a cluster.
+"""e2e/cluster.sh (the e2e/localcluster package) refuses bad situations with one clear line; none of
+this needs a cluster. The pure parts (port parsing, configuration) are tested directly.
 
 Marked `unit` explicitly (it lives next to the integration tests it belongs with).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import stat
@@ -13,24 +13,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from localcluster import build, config, ports, processes, stale_state
+from localcluster.messages import ClusterError
 from modeldeploy_testing.cluster import REPO
 
 pytestmark = pytest.mark.unit
-CLUSTER_PY = REPO / "e2e" / "cluster.py"
-
-
-@pytest.fixture(scope="module")
-def cluster_py() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("modeldeploy_cluster_py", CLUSTER_PY)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+E2E = REPO / "e2e"
 
 
 @pytest.fixture
@@ -42,8 +33,13 @@ def listener() -> Iterator[int]:
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """What `bash e2e/cluster.sh ARGS` runs, on this interpreter (some tests empty PATH)."""
     return subprocess.run(
-        [sys.executable, str(CLUSTER_PY), *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "localcluster", *args],
+        env={**env, "PYTHONPATH": str(E2E)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -95,9 +91,9 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path, listener: int) -> None:
     assert not (tmp_path / "cache").exists()  # failed before building anything
 
 
-def test_port_owner_found_in_proc(cluster_py: ModuleType, listener: int) -> None:
-    assert not cluster_py.port_free(listener)
-    assert cluster_py.port_owner(listener) == os.getpid()
+def test_port_owner_found_in_proc(listener: int) -> None:
+    assert not ports.port_free(listener)
+    assert ports.port_owner(listener) == os.getpid()
 
 
 def test_bad_port_value(tmp_path: Path) -> None:
@@ -109,12 +105,12 @@ def test_bad_port_value(tmp_path: Path) -> None:
     )
 
 
-def test_stale_state_detected(cluster_py: ModuleType, tmp_path: Path) -> None:
+def test_stale_state_detected(tmp_path: Path) -> None:
     env = isolated_env(tmp_path)
-    cfg = cluster_py.load_config(env)
-    assert cluster_py.find_stale(cfg) is None  # no dir: nothing stale
+    cfg = config.load_config(env)
+    assert stale_state.find_stale(cfg) is None  # no dir: nothing stale
     make_stale(cfg.cluster_dir)
-    msg = cluster_py.find_stale(cfg)
+    msg = stale_state.find_stale(cfg)
     assert msg is not None and "\n" not in msg
     assert "etcd" in msg and "kube-apiserver" in msg and "etcd data" in msg and "no component running" in msg
 
@@ -137,9 +133,9 @@ def test_up_cleans_stale_state_before_anything_else(tmp_path: Path, listener: in
     assert r.returncode == 1 and f"port {listener} is in use" in r.stderr  # then the next check speaks
 
 
-def test_recycled_pid_is_not_ours(cluster_py: ModuleType, tmp_path: Path) -> None:
+def test_recycled_pid_is_not_ours(tmp_path: Path) -> None:
     # Our own pid is alive but is not a component of that cluster dir.
-    assert not cluster_py.belongs_to(os.getpid(), tmp_path)
+    assert not processes.belongs_to(os.getpid(), tmp_path)
 
 
 def fake_go(tmp_path: Path, version: str) -> str:
@@ -184,15 +180,70 @@ def test_build_with_unreachable_proxy(tmp_path: Path) -> None:
     assert "cannot reach the Go module proxy http://127.0.0.1:" in err[0]
 
 
-def test_not_enough_disk_is_one_clear_line(
-    cluster_py: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    free = cluster_py.free_gib(tmp_path)
-    monkeypatch.setattr(cluster_py, "NEED_DISK_GIB", free + 1000)  # more than this disk has
-    with pytest.raises(cluster_py.ClusterError) as err:
-        cluster_py.check_disk([tmp_path / "cache" / "not-yet-created"])
+def test_not_enough_disk_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    free = build.free_gib(tmp_path)
+    monkeypatch.setattr(build, "NEED_DISK_GIB", free + 1000)  # more than this disk has
+    with pytest.raises(ClusterError) as err:
+        build.check_disk([tmp_path / "cache" / "not-yet-created"])
     message = str(err.value)
     assert "\n" not in message
     assert "GiB free at" in message and "point MODELDEPLOY_CACHE/GOCACHE elsewhere" in message
-    monkeypatch.setattr(cluster_py, "NEED_DISK_GIB", 0)
-    cluster_py.check_disk([tmp_path])  # enough: no error
+    monkeypatch.setattr(build, "NEED_DISK_GIB", 0)
+    build.check_disk([tmp_path])  # enough: no error
+
+
+# --- pure parts: ports and configuration ------------------------------------------------------------
+
+
+def test_ports_default_when_unset_or_blank() -> None:
+    parsed = ports.parse_ports({"MODELDEPLOY_KWOK_PORT": "  "})
+    assert parsed == {name: default for name, (_, default) in ports.PORT_SPECS.items()}
+
+
+def test_ports_from_environment() -> None:
+    parsed = ports.parse_ports({"MODELDEPLOY_APISERVER_PORT": "26443", "MODELDEPLOY_ETCD_PORT": " 22379 "})
+    assert parsed["apiserver"] == 26443 and parsed["etcd"] == 22379
+    assert parsed["prometheus"] == ports.PORT_SPECS["prometheus"][1]
+
+
+@pytest.mark.parametrize("raw", ["0", "65536", "-1", "80a", "1e3"])
+def test_port_out_of_range_or_not_a_number(raw: str) -> None:
+    with pytest.raises(ClusterError) as err:
+        ports.parse_ports({"MODELDEPLOY_SCHEDULER_PORT": raw})
+    assert str(err.value) == f"MODELDEPLOY_SCHEDULER_PORT={raw!r} is not a port number (1-65535)"
+
+
+def test_two_components_on_one_port_are_refused() -> None:
+    with pytest.raises(ClusterError) as err:
+        ports.parse_ports({"MODELDEPLOY_KWOK_PORT": str(ports.PORT_SPECS["prometheus"][1])})
+    assert "MODELDEPLOY_PROMETHEUS_PORT and MODELDEPLOY_KWOK_PORT are both 19090" in str(err.value)
+
+
+def test_every_component_port_has_a_variable() -> None:
+    owned = [port for names in ports.COMPONENT_PORTS.values() for port in names]
+    assert sorted(owned) == sorted(ports.PORT_SPECS)
+
+
+def test_config_paths_follow_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load_config(
+        {"MODELDEPLOY_CLUSTER_DIR": "relative/cluster", "HOME": str(tmp_path / "home"), "X": "1"}
+    )
+    assert cfg.cluster_dir == tmp_path / "relative" / "cluster"
+    assert cfg.cache_root == tmp_path / "home" / ".cache" / "modeldeploy"
+    assert cfg.audit_log == cfg.cluster_dir / "logs" / "audit.log"
+    assert cfg.apiserver_url == "https://127.0.0.1:16443"
+    assert cfg.prometheus_url == "http://127.0.0.1:19090"
+    default = config.load_config({"HOME": str(tmp_path)})
+    assert default.cluster_dir == REPO / ".cluster"
+
+
+def test_running_cluster_keeps_the_ports_it_started_with(tmp_path: Path) -> None:
+    env = {"MODELDEPLOY_CLUSTER_DIR": str(tmp_path), "MODELDEPLOY_CACHE": str(tmp_path / "cache")}
+    started = config.load_config({**env, "MODELDEPLOY_APISERVER_PORT": "26443"})
+    config.write_state(started, {"mode": "local", "ports": started.ports})
+    now = config.load_config(env)  # the variable is no longer set
+    assert now.ports["apiserver"] == 16443
+    assert config.effective_config(now).ports == started.ports
+    config.write_state(started, {"mode": "local", "ports": {"apiserver": 1}})  # not a full set: ignored
+    assert config.effective_config(now) == now

@@ -37,7 +37,7 @@ def cluster_dir() -> Path:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse the `export K='V'` lines cluster.py writes to <cluster dir>/env."""
+    """Parse the `export K='V'` lines e2e/localcluster writes to <cluster dir>/env."""
     out: dict[str, str] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
