@@ -1,67 +1,231 @@
-"""Level-based work queue: one worker per ModelDeployment, woken by watch events or a resync timer.
+"""The work queue: a bounded pool of worker threads running reconcile passes, rollouts first.
 
-kopf's watch handlers only enqueue; the reconcile itself runs in a worker thread so the synchronous
-Kubernetes and Prometheus clients never block the event loop. Work for one object is serialised;
-events that arrive while it runs coalesce into one more pass.
+``WorkQueue`` is the bookkeeping alone (no threads, no clock of its own): at most one pass per object
+at a time; events for an object already queued coalesce into its one entry, events for one that is
+running make exactly one more pass after it; a failed pass backs off exponentially per object and
+no event brings the retry forward; objects mid-rollout sit in an urgent lane that is always served
+first, and ``reserved`` workers take urgent work only, so a measurement or rollback decision never
+waits behind idle resyncs. Idle resyncs are spread with jitter.
+
+``Controller`` runs it: watch events ``enqueue``; workers call the synchronous reconcile (which may
+wait on Prometheus or the API server: that occupies one worker, never the others).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import heapq
 import logging
+import random
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 # Returns seconds until the object wants another pass (None: the regular resync), or GONE.
-Reconciler = Callable[[str, str], float | None]
+ReconcileFn = Callable[[str, str], float | None]
 GONE = -1.0
+MIN_DELAY = 0.2
+
+
+@dataclass
+class _Item:
+    urgent: bool = False
+    due: float | None = None  # queued for this time; None: not queued
+    running: bool = False
+    dirty: bool = False  # an event came while running: one more pass after it
+    forgotten: bool = False
+    failures: int = 0
+    not_before: float = 0.0  # backoff: no pass before this, whatever events say
+    seq: int = 0
+
+
+class WorkQueue:
+    def __init__(
+        self,
+        resync: float,
+        base_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        jitter: float = 0.1,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.resync = resync
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self.jitter = jitter
+        self._rng = rng or random.Random()
+        self._items: dict[Key, _Item] = {}
+        self._lanes: dict[bool, list[tuple[float, int, Key]]] = {True: [], False: []}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return sum(1 for i in self._items.values() if i.due is not None)
+
+    def add(self, key: Key, now: float, urgent: bool = False, delay: float = 0.0) -> None:
+        item = self._items.setdefault(key, _Item())
+        item.forgotten = False
+        if item.running:
+            item.dirty = True
+            item.urgent = item.urgent or urgent
+            return
+        want = max(now + delay, item.not_before)
+        if item.due is None or want < item.due or (urgent and not item.urgent):
+            self._schedule(key, item, min(want, item.due) if item.due is not None else want, urgent)
+
+    def forget(self, key: Key) -> None:
+        item = self._items.get(key)
+        if item is None:
+            return
+        if item.running:
+            item.forgotten = True
+        else:
+            del self._items[key]
+
+    def pop(self, now: float, idle_allowed: bool = True) -> tuple[Key, bool] | None:
+        """The next object due, urgent lane first: (key, urgent); None when nothing is due."""
+        for lane in (True, False) if idle_allowed else (True,):
+            entry = self._peek(lane)
+            if entry is not None and entry[0] <= now:
+                heapq.heappop(self._lanes[lane])
+                key = entry[2]
+                item = self._items[key]
+                item.due, item.running, item.dirty = None, True, False
+                return key, lane
+        return None
+
+    def next_due(self, idle_allowed: bool = True) -> float | None:
+        times = [e[0] for lane in ((True, False) if idle_allowed else (True,)) if (e := self._peek(lane))]
+        return min(times) if times else None
+
+    def done(self, key: Key, now: float, outcome: float | None, failed: bool, urgent: bool) -> float | None:
+        """A pass ended; returns when the object's next pass is due (None: no longer tracked)."""
+        item = self._items.get(key)
+        if item is None:
+            return None
+        item.running = False
+        if item.forgotten:
+            del self._items[key]
+            return None
+        if failed:
+            item.failures += 1
+            backoff = min(self.max_backoff, self.base_backoff * 2.0 ** (item.failures - 1))
+            item.not_before = now + backoff
+            when = item.not_before
+        else:
+            item.failures, item.not_before = 0, 0.0
+            if outcome == GONE and not item.dirty:
+                del self._items[key]
+                return None
+            if item.dirty:
+                when = now
+            elif outcome is None or outcome == GONE:
+                when = now + self.resync * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+            else:
+                when = now + max(MIN_DELAY, min(outcome, self.resync))
+        item.dirty = False
+        self._schedule(key, item, when, urgent or item.urgent)
+        return when
+
+    def failures(self, key: Key) -> int:
+        item = self._items.get(key)
+        return item.failures if item else 0
+
+    def _schedule(self, key: Key, item: _Item, when: float, urgent: bool) -> None:
+        self._seq += 1
+        item.seq, item.due, item.urgent = self._seq, when, urgent
+        heapq.heappush(self._lanes[urgent], (when, self._seq, key))
+
+    def _peek(self, lane: bool) -> tuple[float, int, Key] | None:
+        heap = self._lanes[lane]
+        while heap:
+            when, seq, key = heap[0]
+            item = self._items.get(key)
+            if item is not None and item.seq == seq and item.due == when and item.urgent == lane:
+                return heap[0]
+            heapq.heappop(heap)  # superseded by a later schedule of the same object
+        return None
 
 
 class Controller:
-    def __init__(self, reconcile: Reconciler, resync_seconds: float, max_backoff: float = 60.0) -> None:
+    """Runs ``reconcile`` for queued objects on ``workers`` threads; ``reserved`` of them urgent only."""
+
+    def __init__(
+        self,
+        reconcile: ReconcileFn,
+        resync_seconds: float,
+        max_backoff: float = 60.0,
+        workers: int = 8,
+        reserved: int = 2,
+        urgent: Callable[[str, str], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= reserved < workers:
+            raise ValueError("reserved workers must leave at least one for idle work")
         self._reconcile = reconcile
-        self._resync = resync_seconds
-        self._max_backoff = max_backoff
-        self._wake: dict[Key, asyncio.Event] = {}
-        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._urgent = urgent or (lambda _ns, _name: False)
+        self._clock = clock
+        self._workers = workers
+        self._reserved = reserved
+        self.queue = WorkQueue(resync_seconds, max_backoff=max_backoff)
+        self._cond = threading.Condition()
+        self._idle_running = 0
+        self._stopped = False
+        self._threads: list[threading.Thread] = []
 
     def enqueue(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        if key not in self._tasks or self._tasks[key].done():
-            self._wake[key] = asyncio.Event()
-            self._tasks[key] = asyncio.create_task(self._worker(key), name=f"reconcile {namespace}/{name}")
-        self._wake[key].set()
+        urgent = self._urgent(namespace, name)
+        with self._cond:
+            self.queue.add((namespace, name), self._clock(), urgent=urgent)
+            self._cond.notify()
 
     def forget(self, namespace: str, name: str) -> None:
-        task = self._tasks.pop((namespace, name), None)
-        self._wake.pop((namespace, name), None)
-        if task is not None:
-            task.cancel()
+        with self._cond:
+            self.queue.forget((namespace, name))
 
-    async def stop(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def start(self) -> None:
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._work, name=f"reconcile-{n}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
-    async def _worker(self, key: Key) -> None:
-        failures = 0
-        while True:
-            wake = self._wake[key]
-            wake.clear()
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _next(self) -> tuple[Key, bool] | None:
+        with self._cond:
+            while not self._stopped:
+                idle_allowed = self._idle_running < self._workers - self._reserved
+                now = self._clock()
+                popped = self.queue.pop(now, idle_allowed)
+                if popped is not None:
+                    if not popped[1]:
+                        self._idle_running += 1
+                    return popped
+                due = self.queue.next_due(idle_allowed)
+                self._cond.wait(None if due is None else max(0.0, due - now))
+        return None
+
+    def _work(self) -> None:
+        while (popped := self._next()) is not None:
+            key, lane = popped
+            failed, outcome = False, None
             try:
-                delay = await asyncio.to_thread(self._reconcile, *key)
-                failures = 0
+                outcome = self._reconcile(*key)
             except Exception:
-                failures += 1
-                delay = min(self._max_backoff, 2.0**failures)
-                log.exception("reconcile of %s/%s failed; retrying in %.0fs", *key, delay)
-            if delay == GONE:
-                self._tasks.pop(key, None)
-                return
-            timeout = self._resync if delay is None else max(0.2, min(delay, self._resync))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=timeout)
+                failed = True
+                log.exception("reconcile of %s/%s failed", *key)
+            urgent = not failed and outcome != GONE and self._urgent(*key)
+            with self._cond:
+                if not lane:
+                    self._idle_running -= 1
+                when = self.queue.done(key, self._clock(), outcome, failed, urgent)
+                if failed and when is not None:
+                    log.info("retrying %s/%s in %.1fs", *key, when - self._clock())
+                self._cond.notify_all()

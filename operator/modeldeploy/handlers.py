@@ -1,12 +1,18 @@
-"""Thin kopf wiring: watch events enqueue work; the controller runs the reconcile in a thread.
+"""Thin wiring: what the operator watches, and which ModelDeployments a watch event concerns.
 
-Only ``on.event`` handlers are used: they keep no progress annotations, add no finalizers and post
-no events of their own, so a ModelDeployment in steady state costs zero API writes.
+The cache's informers (modeldeploy.kube.cache) watch every kind a pass reads; each change they accept
+becomes work for the ModelDeployments it concerns: the object itself, a child's owner (by label), the
+users of an HTTPRoute, or - through ``PolicyWatch`` - the users of a policy or a namespace's labels.
+kopf only runs the process (login, startup, liveness, cleanup); it watches nothing itself, so the API
+server sees one watch per kind and no read or write in steady state.
 """
 
 from __future__ import annotations
 
+import asyncio
+import fnmatch
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kopf
@@ -14,22 +20,108 @@ import kopf
 from modeldeploy.children.labels import DEPLOYMENT as OWNER_LABEL
 from modeldeploy.children.labels import MANAGED_BY, MANAGER
 from modeldeploy.controller import Controller
-from modeldeploy.kube.rest import MODELDEPLOYMENT
+from modeldeploy.kube.cache import ClusterCache, Watched
+from modeldeploy.kube.rest import (
+    CLUSTER_POLICY,
+    CONFIGMAP,
+    DEPLOYMENT,
+    HPA,
+    HTTPROUTE,
+    MODELDEPLOYMENT,
+    NS_POLICY,
+    POD,
+    SERVICE,
+    Kind,
+)
+from modeldeploy.kube.store import Change, EventType
+from modeldeploy.policy.lookup import NAMESPACE
 from modeldeploy.policy.watch import PolicyWatch
 
 log = logging.getLogger(__name__)
 
-MANAGED = {MANAGED_BY: MANAGER}
-GROUP, VERSION = MODELDEPLOYMENT.api_version.split("/")
+MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+CHILDREN = (DEPLOYMENT, POD, SERVICE, CONFIGMAP, HPA)
+WATCHED = (
+    Watched(MODELDEPLOYMENT),
+    *(Watched(kind, MANAGED_SELECTOR, OWNER_LABEL) for kind in CHILDREN),
+    Watched(HTTPROUTE),  # the user's (not labelled by us): all of them, few per namespace
+    Watched(CLUSTER_POLICY),
+    Watched(NS_POLICY),
+    Watched(NAMESPACE),
+)
+SYNC_TIMEOUT = 300.0
+
+
+def in_scope(patterns: Sequence[str]) -> Callable[[str], bool] | None:
+    """The namespaces the operator serves (kopf-style globs); None: all."""
+    if not patterns:
+        return None
+    return lambda namespace: any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
+
+
+def route_name(md: dict[str, Any]) -> str | None:
+    routing = ((md.get("spec") or {}).get("rollout") or {}).get("trafficRouting") or {}
+    name = (routing.get("gatewayAPI") or {}).get("httpRoute")
+    return str(name) if name else None
+
+
+def mid_rollout(cache: ClusterCache) -> Callable[[str, str], bool]:
+    """Whether a ModelDeployment is rolling out (its passes take the urgent lane)."""
+    store = cache.store(MODELDEPLOYMENT)
+
+    def urgent(namespace: str, name: str) -> bool:
+        md = store.get(namespace, name, detached=False)
+        rollout = ((md or {}).get("status") or {}).get("rollout") or {}
+        return bool(rollout) and not rollout.get("aborted")
+
+    return urgent
+
+
+class EventRouter:
+    """A cache change -> work for the ModelDeployments it concerns."""
+
+    def __init__(self, controller: Controller, cache: ClusterCache, policies: PolicyWatch | None) -> None:
+        self.controller = controller
+        self.cache = cache
+        self.policies = policies
+
+    def __call__(self, kind: Kind, type_: EventType | None, change: Change) -> None:
+        body = change.object
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        event = {"type": type_, "object": body}
+        if kind == MODELDEPLOYMENT:
+            if change.new is None:
+                self.controller.forget(namespace, name)
+            else:
+                self.controller.enqueue(namespace, name)
+        elif kind in CHILDREN:
+            owner = (meta.get("labels") or {}).get(OWNER_LABEL)
+            if owner and type_ is not None:
+                self.controller.enqueue(namespace, owner)
+        elif kind == HTTPROUTE:
+            if type_ is not None:
+                for md in self.cache.store(MODELDEPLOYMENT).list(namespace):
+                    if route_name(md) == name:
+                        self.controller.enqueue(namespace, md["metadata"]["name"])
+        elif self.policies is not None:
+            if kind == CLUSTER_POLICY:
+                keys = self.policies.cluster_policy_event(name, event)
+            elif kind == NS_POLICY:
+                keys = self.policies.policy_event(namespace, name, event)
+            else:
+                keys = self.policies.namespace_event(name, event)
+            for key in keys:
+                self.controller.enqueue(*key)
 
 
 def build_registry(
-    controller: Controller, api: Any, policies: PolicyWatch | None = None
+    controller: Controller, api: Any, cache: ClusterCache, policies: PolicyWatch | None = None
 ) -> kopf.OperatorRegistry:
-    """Handlers for kopf; ``api`` is the kubernetes ApiClient whose credentials kopf also uses.
+    """kopf runs the process; ``api`` is the kubernetes ApiClient whose credentials kopf also uses.
 
-    ``policies`` (built on the reconciler's PolicyUsage) turns policy and namespace-label changes into
-    work for exactly the ModelDeployments they concern; without it policies are not watched.
+    At start-up the cache lists every kind (each ModelDeployment becomes work), then the workers
+    start: no pass ever reads a half-filled cache.
     """
     registry = kopf.OperatorRegistry()
 
@@ -38,52 +130,19 @@ def build_registry(
         return connection_info(api.configuration)
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # our own Events only, with greppable reasons
         settings.peering.standalone = True
-        settings.watching.server_timeout = 300
-        selector = f"{MANAGED_BY}={MANAGER}"
-        for plural in ("apps/deployments", "pods"):
-            settings.watching.label_selectors[plural] = selector
-
-    @kopf.on.event(GROUP, VERSION, "modeldeployments", registry=registry)
-    async def modeldeployment_event(**kwargs: Any) -> None:
-        namespace, name = kwargs["namespace"], kwargs["name"]
-        if kwargs["event"].get("type") == "DELETED":
-            controller.forget(namespace, name)
-        else:
-            controller.enqueue(namespace, name)
-
-    async def child_event(**kwargs: Any) -> None:
-        owner = kwargs["labels"].get(OWNER_LABEL)
-        if owner and kwargs["namespace"]:
-            controller.enqueue(kwargs["namespace"], owner)
-
-    for group_version, plural in (("apps/v1", "deployments"), ("v1", "pods"), ("v1", "services")):
-        kopf.on.event(
-            *_split(group_version), plural, labels=MANAGED, registry=registry, id=f"child-{plural}"
-        )(child_event)
-
-    if policies is not None:
-
-        @kopf.on.event(GROUP, VERSION, "clusterrolloutpolicies", registry=registry)
-        async def cluster_policy_event(**kwargs: Any) -> None:
-            for key in policies.cluster_policy_event(kwargs["name"], kwargs["event"]):
-                controller.enqueue(*key)
-
-        @kopf.on.event(GROUP, VERSION, "rolloutpolicies", registry=registry)
-        async def policy_event(**kwargs: Any) -> None:
-            for key in policies.policy_event(kwargs["namespace"], kwargs["name"], kwargs["event"]):
-                controller.enqueue(*key)
-
-        @kopf.on.event("", "v1", "namespaces", registry=registry)
-        async def namespace_event(**kwargs: Any) -> None:
-            for key in policies.namespace_event(kwargs["name"], kwargs["event"]):
-                controller.enqueue(*key)
+        cache.start(EventRouter(controller, cache, policies))
+        if not await asyncio.to_thread(cache.wait_synced, SYNC_TIMEOUT):
+            raise kopf.PermanentError("the watch cache did not fill in time")
+        controller.start()
+        log.info("cache synced; workers started")
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
-        await controller.stop()
+        await asyncio.to_thread(controller.stop)
+        cache.stop()
 
     return registry
 
@@ -103,8 +162,3 @@ def connection_info(cfg: Any) -> kopf.ConnectionInfo:
         certificate_path=cfg.cert_file,
         private_key_path=cfg.key_file,
     )
-
-
-def _split(group_version: str) -> tuple[str, str]:
-    group, _, version = group_version.rpartition("/")
-    return group, version

@@ -45,11 +45,9 @@ def install_manifests(cluster: Cluster) -> None:
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.modeldeploy.dev", "--timeout=60s")
 
 
-def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig that authenticates as the operator's ServiceAccount only."""
-    token = cluster.kubectl(
-        "create", "token", SERVICE_ACCOUNT, "-n", NAMESPACE, "--duration=3h"
-    ).stdout.strip()
+def service_account_kubeconfig(cluster: Cluster, path: Path, account: str = SERVICE_ACCOUNT) -> Path:
+    """A kubeconfig that authenticates as the operator's ServiceAccount (or ``account``) only."""
+    token = cluster.kubectl("create", "token", account, "-n", NAMESPACE, "--duration=3h").stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     ctx_name = admin["current-context"]
     ctx = next(c["context"] for c in admin["contexts"] if c["name"] == ctx_name)
@@ -58,8 +56,8 @@ def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "local", "cluster": server}],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": SERVICE_ACCOUNT}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": account}}],
         "current-context": "operator",
     }
     path.write_text(yaml.safe_dump(config))
