@@ -22,6 +22,7 @@ from types import FrameType
 from typing import NoReturn
 
 import kopf
+from kubernetes import client as k8s
 from prometheus_client import start_http_server
 
 from modeldeploy.controller import Controller
@@ -86,11 +87,18 @@ def own_identity(settings: Settings) -> str:
     return identity(base, os.getpid(), secrets.token_hex(4))
 
 
+def api_client(settings: Settings, me: str) -> k8s.ApiClient:
+    """A client whose requests name this replica: the API server's audit log tells replicas apart."""
+    api = connect(settings.kubeconfig)
+    api.user_agent = f"{PROG}/{me}"
+    return api
+
+
 def wait_for_leadership(settings: Settings, me: str) -> LeaderElector | None:
     """Block until this replica holds the Lease (the elector), or None on SIGTERM/SIGINT meanwhile."""
     timing = settings.leader_election_timing
     # its own connection pool, and requests that give up within a retry period
-    lease_kube = Kube(connect(settings.kubeconfig), timeout=timing.retry_period)
+    lease_kube = Kube(api_client(settings, me), timeout=timing.retry_period)
     store = LeaseStore(lease_kube, settings.leader_election_namespace, settings.leader_election_id)
     elector = LeaderElector(store, me, timing)
     stop = threading.Event()
@@ -150,10 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         standby_health.shutdown()
         standby_health.server_close()  # kopf's liveness endpoint takes the port over
 
-    api = connect(settings.kubeconfig)
-    api.user_agent = f"{PROG}/{me}"  # the API server's audit log tells replicas apart
+    api = api_client(settings, me)
     # the informers hold one long watch per kind: a client (connection pool) of their own
-    cache = ClusterCache(Kube(connect(settings.kubeconfig)), WATCHED, in_scope(settings.namespaces))
+    cache = ClusterCache(Kube(api_client(settings, me)), WATCHED, in_scope(settings.namespaces))
     reconciler = Reconciler(CachedKube(api, cache), settings)
     controller = Controller(reconciler.reconcile, settings.resync_seconds, urgent=mid_rollout(cache))
     registry = build_registry(controller, api, cache, PolicyWatch(reconciler.policy_usage))
