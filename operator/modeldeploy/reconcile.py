@@ -83,6 +83,7 @@ from modeldeploy.rollout import (
 )
 from modeldeploy.rollout.gates import smoke_test_due
 from modeldeploy.rollout.pod_health import revision_problem, unschedulable_message
+from modeldeploy.rollout.record import event_name
 from modeldeploy.routers import GatewayApiRouter, get_router
 from modeldeploy.routers.base import ObservedTraffic
 from modeldeploy.routers.gateway_api import RouteNotManageable
@@ -93,6 +94,7 @@ from modeldeploy.smoke.client import pod_address, run_smoke_test
 
 log = logging.getLogger("modeldeploy.reconcile")
 ROUTE_PATCH_ATTEMPTS = 3
+STATUS_CONFLICT_ATTEMPTS = 3
 decisions_log = logging.getLogger("modeldeploy.decision")
 
 
@@ -166,7 +168,7 @@ class Reconciler:
     def reconcile(self, namespace: str, name: str) -> float | None:
         started = time.perf_counter()
         try:
-            result = self._pass(namespace, name)
+            result = self._passes(namespace, name)
         except KubeError as exc:
             if exc.status == 403 and "being terminated" in exc.message:
                 RECONCILES.labels(result="gone").inc()
@@ -180,6 +182,17 @@ class Reconciler:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
         RECONCILES.labels(result="ok").inc()
         return result
+
+    def _passes(self, namespace: str, name: str) -> float | None:
+        """A pass whose status write met a newer object (409) is run again from a fresh read."""
+        for _ in range(STATUS_CONFLICT_ATTEMPTS - 1):
+            try:
+                return self._pass(namespace, name)
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                log.info("status of %s/%s changed since it was read; deciding again", namespace, name)
+        return self._pass(namespace, name)
 
     def _pass(self, namespace: str, name: str) -> float | None:
         md = self.kube.get(MODELDEPLOYMENT, namespace, name)
@@ -373,7 +386,8 @@ class Reconciler:
                 self._apply(build_service(owner, "preview", runtime, action.revision))
             elif isinstance(action, EmitEvent):
                 self._write("create", "Event")
-                self.kube.event(md, action.type, action.reason, action.message, action="Rollout")
+                name = event_name(owner.name, owner.uid, action.identity) if action.identity else None
+                self.kube.event(md, action.type, action.reason, action.message, action="Rollout", name=name)
             elif isinstance(action, Log):
                 decided = action.fields.get("decision") or action.fields.get("actions")
                 if decided:
@@ -672,7 +686,11 @@ class Reconciler:
         self._write("patch", "ModelDeployment/status")
         try:
             self.kube.patch_status(
-                MODELDEPLOYMENT, md["metadata"]["namespace"], md["metadata"]["name"], patch
+                MODELDEPLOYMENT,
+                md["metadata"]["namespace"],
+                md["metadata"]["name"],
+                patch,
+                resource_version=md["metadata"].get("resourceVersion"),
             )
         except KubeError as exc:
             if exc.status != 404:

@@ -173,9 +173,11 @@ class OperatorProcess:
         assert self.cluster.audit_log is not None, "the audit log exists only on the local control plane"
         return self.cluster.audit_log.stat().st_size
 
-    def writes(self, namespace: str, since: int) -> list[dict[str, Any]]:
-        """Write calls this operator made in ``namespace`` since audit-log offset ``since``."""
+    def writes(self, namespace: str, since: int, only_this_process: bool = False) -> list[dict[str, Any]]:
+        """Write calls this operator made in ``namespace`` since audit-log offset ``since``;
+        ``only_this_process``: made by this process, not another replica under the same account."""
         assert self.cluster.audit_log is not None, "the audit log exists only on the local control plane"
+        agent = f"modeldeploy-operator/{self.identity()}" if only_this_process else None
         found = []
         with self.cluster.audit_log.open("rb") as f:
             f.seek(since)
@@ -183,11 +185,20 @@ class OperatorProcess:
                 event = json.loads(line)
                 if event["user"]["username"] != self.user:
                     continue
+                if agent is not None and event.get("userAgent") != agent:
+                    continue
                 if event["verb"] in ("create", "update", "patch", "delete") and (
                     f"/namespaces/{namespace}/" in event["requestURI"]
                 ):
                     found.append(event)
         return found
+
+    def identity(self) -> str:
+        """This process's holder identity (also its API user agent), from its first log lines."""
+        for record in self.log_records():
+            if record.get("msg") in ("leader election", "starting") and record.get("identity"):
+                return str(record["identity"])
+        raise AssertionError(f"no identity logged yet; log tail:\n{self.log_tail()}")
 
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:

@@ -52,6 +52,7 @@ from modeldeploy.api.status import ModelDeploymentStatus, Verdict
 from modeldeploy.rollout import (
     Command,
     DeleteRevision,
+    EmitEvent,
     Observations,
     Plan,
     RevisionObservation,
@@ -335,7 +336,11 @@ class Run:
     checker: Checker
 
 
-def simulate(spec: ModelDeploymentSpec, script: list[Tick], roundtrip: bool) -> Run:
+def simulate(
+    spec: ModelDeploymentSpec, script: list[Tick], roundtrip: bool, lost_writes: frozenset[int] = frozenset()
+) -> Run:
+    """Run ``script``; a pass whose index is in ``lost_writes`` acts but its status is never stored
+    (the operator was killed): it is decided again, from the same status, a second later."""
     status, world, checker = ModelDeploymentStatus(), World(), Checker(spec)
     now, desired, made, last_command = T0, "r0", 0, None
     limit = surge_limit(spec)
@@ -359,6 +364,13 @@ def simulate(spec: ModelDeploymentSpec, script: list[Tick], roundtrip: bool) -> 
             same = tick.repeat_command and last_command is not None and last_command.kind == tick.command
             command = last_command if same else Command(tick.command, f"c{i}")
             last_command = command
+        if i in lost_writes:
+            obs = Observations(desired, world.observe(), measured, command)
+            lost = decide(spec, status, obs, now)
+            world.apply(lost)
+            plans.append(lost)
+            now += timedelta(seconds=1)
+            world.settle(tick.seed * 1000 + i + 1)
         obs = Observations(
             desired_revision=desired, revisions=world.observe(), measurements=measured, command=command
         )
@@ -389,6 +401,34 @@ def test_random_runs_keep_every_invariant(spec: ModelDeploymentSpec, script: lis
     if final.rollout is None:
         assert world.workloads[stable].ready == spec.replicas
         assert final.phase == "Healthy"
+    # every Event of a run without crashes has a name of its own: none is swallowed as a repeat
+    identities = [a.identity for plan in run.plans for a in plan.actions if isinstance(a, EmitEvent)]
+    assert len(set(identities)) == len(identities)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(), script=scripts(), lost=st.frozensets(st.integers(0, 84), max_size=30))
+def test_a_pass_killed_before_its_status_write_is_recorded_once(
+    spec: ModelDeploymentSpec, script: list[Tick], lost: frozenset[int]
+) -> None:
+    """Passes that act and lose their status write are decided again: the API server keeps the
+    first Event of each name, and that record tells each step and each promotion once per attempt."""
+    run = simulate(spec, script, roundtrip=True, lost_writes=lost)
+    record: dict[str, EmitEvent] = {}
+    for plan in run.plans:
+        for action in plan.actions:
+            if isinstance(action, EmitEvent):
+                record.setdefault(action.identity, action)
+    told: Counter[str] = Counter()
+    for event in record.values():
+        if event.reason in ("RolloutStarted", "RolloutRetried"):
+            told.clear()
+        if event.reason in ("StepAdvanced", "RolloutPromoted"):
+            said = event.message if event.reason == "StepAdvanced" else event.reason
+            told[said] += 1
+            assert told[said] == 1, f"{said!r} recorded twice in one rollout"
+    stable = run.status.stable_revision
+    assert stable is not None and run.world.workloads[stable].ready == spec.replicas
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -149,25 +149,43 @@ class Kube:
             raise
         return True
 
-    def patch_status(self, kind: Kind, namespace: str, name: str, status: Body) -> Body:
-        """JSON merge patch of the status subresource (keys set to None are removed)."""
+    def patch_status(
+        self, kind: Kind, namespace: str, name: str, status: Body, resource_version: str | None = None
+    ) -> Body:
+        """JSON merge patch of the status subresource (keys set to None are removed).
+
+        With ``resource_version`` the API server applies it only to that version of the object and
+        answers 409 Conflict otherwise (someone wrote since it was read)."""
+        body: Body = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         return self.request(
             "PATCH",
             kind.path(namespace, name, "status"),
-            body={"status": status},
+            body=body,
             content_type="application/merge-patch+json",
         )
 
     def event(
-        self, regarding: Body, type_: str, reason: str, message: str, action: str = "Reconcile"
+        self,
+        regarding: Body,
+        type_: str,
+        reason: str,
+        message: str,
+        action: str = "Reconcile",
+        name: str | None = None,
     ) -> None:
-        """A core/v1 Event on ``regarding`` (shown by kubectl describe)."""
+        """A core/v1 Event on ``regarding`` (shown by kubectl describe).
+
+        ``name``: the Event's own name, which makes it exactly-once (a second create of the same
+        name is a 409 AlreadyExists, taken as done); without it the API server picks a fresh one."""
         meta = regarding["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        named = {"name": name} if name else {"generateName": f"{meta['name']}."}
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {**named, "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": regarding["apiVersion"],
                 "kind": regarding["kind"],
@@ -189,6 +207,8 @@ class Kube:
         try:
             self.request("POST", EVENT.path(meta["namespace"]), body=body)
         except KubeError as exc:  # an event that cannot be written must not stop a reconcile
+            if exc.status == 409 and name:
+                return  # recorded already, by the pass this one repeats
             log.warning("event %s on %s/%s not written: %s", reason, meta["namespace"], meta["name"], exc)
 
 

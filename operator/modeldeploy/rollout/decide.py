@@ -38,6 +38,7 @@ from modeldeploy.rollout.gates import (
     past_deadline,
     unready_since,
 )
+from modeldeploy.rollout.record import with_identities
 from modeldeploy.rollout.replicas import ScaleAction, plan_scaling, surge_limit
 from modeldeploy.rollout.state import (
     PROMOTING,
@@ -334,7 +335,7 @@ def _finish(
             "conditions": set_condition(status.conditions, "Progressing", *condition, ctx.now),
         }
     )
-    actions: list[Action] = [*ctx.actions, *scaling]
+    actions: list[Action] = with_identities([*ctx.actions, *scaling], status)
     actions.append(Log(_log_fields(ctx, new, actions)))
     return Plan(actions, new)
 

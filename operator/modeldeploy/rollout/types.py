@@ -125,11 +125,16 @@ EventType = Literal["Normal", "Warning"]
 
 @dataclass(frozen=True)
 class EmitEvent:
-    """A Kubernetes Event on the ModelDeployment; ``reason`` is CamelCase and greppable."""
+    """A Kubernetes Event on the ModelDeployment; ``reason`` is CamelCase and greppable.
+
+    ``identity`` names the decision (:mod:`modeldeploy.rollout.record`): the shell uses it as the
+    Event's name, so a pass repeated after a crash records it once.
+    """
 
     type: EventType
     reason: str
     message: str
+    identity: str = ""
     kind: Literal["EmitEvent"] = "EmitEvent"
 
 

@@ -1,0 +1,71 @@
+"""The exactly-once record (modeldeploy.rollout.record): a pass repeated after a crash names its
+Events as the lost pass did, so the API server keeps one of each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from modeldeploy.api.spec import CanaryStep, CanaryStrategy, PauseStep, Rollout
+from modeldeploy.rollout import EmitEvent, Observations, Plan, decide
+from modeldeploy.rollout.record import event_name, with_identities
+
+from rollout_builders import Shell, build_spec
+
+pytestmark = pytest.mark.unit
+
+
+def canary() -> Shell:
+    steps = [CanaryStep(set_weight=50), CanaryStep(pause=PauseStep(duration="10s"))]
+    shell = Shell(build_spec(Rollout(canary=CanaryStrategy(steps=steps)), replicas=2))
+    shell.settle()
+    shell.deploy("r1")
+    shell.settle()
+    return shell
+
+
+def named(plan: Plan) -> list[tuple[str, str]]:
+    return [(a.reason, a.identity) for a in plan.actions if isinstance(a, EmitEvent)]
+
+
+def test_a_pass_repeated_from_the_same_stored_status_names_its_events_alike() -> None:
+    shell = canary()
+    stored = shell.status
+    lost = shell.run(advance=11)  # the pause is over: StepAdvanced, but the status write is lost
+    advanced = [e for e in named(lost) if e[0] == "StepAdvanced"]
+    assert advanced
+    # the restarted operator reads the old status and decides again, a little later
+    obs = Observations(shell.desired, dict(shell.pods))
+    again = decide(shell.spec, stored, obs, shell.now + timedelta(seconds=3))
+    assert [e for e in named(again) if e[0] == "StepAdvanced"] == advanced
+    # what a stored pass decides next is named anew
+    after = decide(shell.spec, lost.status, obs, shell.now + timedelta(seconds=3))
+    assert not {identity for _, identity in named(after)} & {identity for _, identity in named(lost)}
+
+
+def test_every_event_of_a_run_has_its_own_name() -> None:
+    shell = canary()
+    shell.settle(passes=6, advance=11)
+    identities = [identity for plan in shell.plans for _, identity in named(plan)]
+    assert identities and all(identities)
+    assert len(set(identities)) == len(identities)
+    reasons = [reason for plan in shell.plans for reason, _ in named(plan)]
+    assert reasons.count("StepAdvanced") == 2 and reasons.count("RolloutPromoted") == 1
+
+
+def test_two_events_of_one_reason_in_a_pass_differ_and_the_stored_status_decides() -> None:
+    shell = canary()
+    twice = [EmitEvent("Normal", "StepAdvanced", "a"), EmitEvent("Normal", "StepAdvanced", "b")]
+    first, second = with_identities(twice, shell.status)
+    assert isinstance(first, EmitEvent) and isinstance(second, EmitEvent)
+    assert first.identity != second.identity
+    (other,) = with_identities(twice[:1], shell.status.model_copy(update={"phase": "Paused"}))
+    assert isinstance(other, EmitEvent) and other.identity != first.identity
+
+
+def test_event_names_are_valid_and_differ_per_object_uid() -> None:
+    a = event_name("fraud-detector", "uid-1", "abc")
+    assert a.startswith("fraud-detector.") and len(a) <= 253 and a == a.lower()
+    assert a == event_name("fraud-detector", "uid-1", "abc")
+    assert a != event_name("fraud-detector", "uid-2", "abc")
