@@ -7,9 +7,17 @@ Routing is re-read every ``refresh_s`` (default 1 s) from the API server, never 
   whose ``conditions.ready`` is not false → round robin over those addresses, as kube-proxy spreads
   connections over ready endpoints;
 * ``gatewayAPI`` router: the HTTPRoute named in ``spec.rollout.trafficRouting.gatewayAPI.httpRoute``
-  → the first rule with Service backendRefs → one backendRef per request by smooth weighted round
-  robin (deterministic: weights 90/10 give exactly 9 of every 10 requests to the first), a missing
-  weight counting 1 as the Gateway API says → that Service's ready endpoints, round robin.
+  → the rule whose match wins for the request (path = the runtime's inference path, method POST,
+  the audience's headers and cookies; :mod:`harness.gateway` has the Gateway API's matching and
+  precedence) → one of its backendRefs by smooth weighted round robin per rule (deterministic:
+  weights 90/10 give exactly 9 of every 10 requests to the first), a missing weight counting 1 as
+  the Gateway API says → that Service's ready endpoints, round robin. The rule's ``RequestMirror``
+  filters copy exactly ``percent`` of its requests to the mirror's Service; the copy's answer is
+  discarded and counted apart (``Traffic.mirrored``), never as a live request.
+
+Audiences (:class:`harness.gateway.Audience`): ``Load(..., audiences=[Audience("beta", 0.3,
+headers={"x-canary": "1"})])`` makes that share of requests (deterministically interleaved) carry
+the headers/cookies; the rest are audience ``others``; ``Traffic.by_audience`` counts each apart.
 
 A pod IP is mapped to the pod's harness server through :meth:`harness.world.World.server_for_ip`
 (a packet to ``podIP:port`` reaches that pod), and the request is the runtime's inference call
@@ -18,8 +26,9 @@ A pod IP is mapped to the pod's harness server through :meth:`harness.world.Worl
 and the request is the one :meth:`harness.pod_runner.RunningPod.inference_call` builds for the
 model it serves.
 
-Counting: :meth:`Load.traffic` returns a :class:`Traffic` snapshot (per revision, per pod, per
-Service); subtract two snapshots for the traffic of a time window: ``(load.traffic() - before)``.
+Counting (:mod:`harness.counts`): :meth:`Load.traffic` returns a :class:`Traffic` snapshot (per
+revision, per pod, per Service, per audience, mirrored copies apart); subtract two snapshots for
+the traffic of a time window: ``(load.traffic() - before)``.
 ``Traffic.share(revision)`` is the fraction of requests that reached a pod of that revision.
 """
 
@@ -32,9 +41,20 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from harness.counts import EVERYONE, Counts, Traffic
+from harness.gateway import (
+    Accumulator,
+    Audience,
+    Request,
+    SmoothWeightedRoundRobin,
+    rule_choice,
+    select_rule,
+    services,
+)
+from harness.gateway import route_backends as route_backends  # re-exported
 from harness.pod_runner import PodRunner
 from harness.running_pod import InferenceCall, RunningPod
 from harness.world import PodServer, World
@@ -48,7 +68,6 @@ MD_PLURAL: Final = "modeldeployments"
 GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
 GATEWAY_VERSION: Final = "v1"
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
-DEFAULT_BACKEND_WEIGHT: Final = 1
 
 
 # --- routing (pure) --------------------------------------------------------------------------------
@@ -63,11 +82,17 @@ class Backend:
 
 @dataclass(frozen=True)
 class RoutingView:
-    """Where requests go right now; ``problem`` says why nothing can be reached, if so."""
+    """Where requests go right now; ``problem`` says why nothing can be reached, if so.
+
+    ``gatewayAPI``: ``route`` is the live HTTPRoute, ``backends`` every Service it names (backends
+    and mirrors, with their ready addresses), ``path`` the inference path requests are matched on.
+    """
 
     router: Router
     backends: tuple[Backend, ...] = ()
     problem: str | None = None
+    route: Mapping[str, Any] | None = None
+    path: str = "/"
 
 
 def ready_addresses(slices: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -81,113 +106,6 @@ def ready_addresses(slices: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
                 continue
             out.update(ep.get("addresses") or [])
     return tuple(sorted(out))
-
-
-def route_backends(route: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """(Service name, weight) of the first rule of an HTTPRoute that has Service backendRefs."""
-    for rule in (route.get("spec") or {}).get("rules") or []:
-        refs = [
-            r
-            for r in rule.get("backendRefs") or []
-            if r.get("kind", "Service") == "Service" and r.get("group", "") in ("", "core")
-        ]
-        if refs:
-            out = []
-            for r in refs:
-                w = r.get("weight", DEFAULT_BACKEND_WEIGHT)
-                out.append((str(r["name"]), w if isinstance(w, int) and w > 0 else 0))
-            return out
-    return []
-
-
-class SmoothWeightedRoundRobin:
-    """nginx's smooth weighted round robin: exact proportions, interleaved (5/1/1 → a a b a c a a)."""
-
-    def __init__(self, weights: Sequence[tuple[str, int]]) -> None:
-        self.weights = [(name, w) for name, w in weights if w > 0]
-        self._current = [0] * len(self.weights)
-        self._total = sum(w for _, w in self.weights)
-
-    def next(self) -> str | None:
-        if not self.weights:
-            return None
-        best = 0
-        for i, (_, w) in enumerate(self.weights):
-            self._current[i] += w
-            if self._current[i] > self._current[best]:
-                best = i
-        self._current[best] -= self._total
-        return self.weights[best][0]
-
-
-# --- counting --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Outcomes of requests that reached a pod's server: 2xx, other HTTP status, or no answer."""
-
-    ok: int = 0
-    error: int = 0
-    refused: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.ok + self.error + self.refused
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(self.ok + other.ok, self.error + other.error, self.refused + other.refused)
-
-    def __sub__(self, other: Counts) -> Counts:
-        return Counts(self.ok - other.ok, self.error - other.error, self.refused - other.refused)
-
-
-def _sub(a: Mapping[str, Counts], b: Mapping[str, Counts]) -> dict[str, Counts]:
-    out = {k: v - b.get(k, Counts()) for k, v in a.items()}
-    return {k: v for k, v in out.items() if v.total}
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """A snapshot of what the load did; ``later - earlier`` is the traffic in between."""
-
-    by_revision: Mapping[str, Counts] = field(default_factory=dict)
-    by_pod: Mapping[str, Counts] = field(default_factory=dict)  # pod name (the Load is per namespace)
-    by_service: Mapping[str, int] = field(default_factory=dict)  # backend Service picked
-    no_endpoints: int = 0  # nothing ready behind the route/Service
-    unmapped: int = 0  # a ready address with no harness server (yet)
-    dropped: int = 0  # too many requests in flight
-
-    @property
-    def total(self) -> int:
-        """Requests that reached a pod's server."""
-        return sum(c.total for c in self.by_revision.values())
-
-    def share(self, revision: str) -> float:
-        """Fraction (0..1) of the requests that reached a pod which reached one of ``revision``."""
-        total = self.total
-        return self.by_revision.get(revision, Counts()).total / total if total else 0.0
-
-    def __sub__(self, other: Traffic) -> Traffic:
-        services = {k: v - other.by_service.get(k, 0) for k, v in self.by_service.items()}
-        return Traffic(
-            by_revision=_sub(self.by_revision, other.by_revision),
-            by_pod=_sub(self.by_pod, other.by_pod),
-            by_service={k: v for k, v in services.items() if v},
-            no_endpoints=self.no_endpoints - other.no_endpoints,
-            unmapped=self.unmapped - other.unmapped,
-            dropped=self.dropped - other.dropped,
-        )
-
-    def summary(self) -> str:
-        revs = " ".join(
-            f"{rev}={c.total} ({self.share(rev):.0%}, {c.error + c.refused} failed)"
-            for rev, c in sorted(self.by_revision.items())
-        )
-        return (
-            f"{self.total} reached pods: {revs or '-'}; no endpoints {self.no_endpoints}, "
-            f"unmapped {self.unmapped}, dropped {self.dropped}"
-        )
 
 
 # --- the load generator ----------------------------------------------------------------------------
@@ -213,9 +131,13 @@ class Load:
         refresh_s: float = 1.0,
         timeout_s: float = 10.0,
         max_in_flight: int = 64,
+        audiences: Sequence[Audience] = (),
     ) -> None:
         if rps <= 0:
             raise ValueError("rps must be > 0")
+        shares = sum(a.share for a in audiences)
+        if any(a.share <= 0 for a in audiences) or shares > 1 or EVERYONE in {a.name for a in audiences}:
+            raise ValueError(f"audiences need shares > 0 summing to <= 1 and a name other than {EVERYONE}")
         self.world = world
         self.namespace = namespace
         self.md = md
@@ -230,11 +152,20 @@ class Load:
         self._view = RoutingView(router or "replicas", problem="not refreshed yet")
         self._refreshed = threading.Event()
         self._picker = SmoothWeightedRoundRobin([])
+        self._rule_pickers: dict[tuple[int, tuple[tuple[str, int], ...]], SmoothWeightedRoundRobin] = {}
+        self._mirror_credit: dict[tuple[int, str], Accumulator] = {}
+        self._audiences = {a.name: a for a in audiences}
+        scaled = [(a.name, round(a.share * 1000)) for a in audiences]
+        self._audience_picker = SmoothWeightedRoundRobin(
+            [*scaled, (EVERYONE, 1000 - sum(w for _, w in scaled))]
+        )
         self._rr: dict[str, int] = {}
         self._by_revision: dict[str, Counts] = {}
         self._by_pod: dict[str, Counts] = {}
         self._by_service: dict[str, int] = {}
-        self._no_endpoints = self._unmapped = self._dropped = 0
+        self._by_audience: dict[str, dict[str, Counts]] = {}
+        self._mirrored: dict[str, Counts] = {}
+        self._no_endpoints = self._unmapped = self._dropped = self._no_route = 0
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -284,6 +215,9 @@ class Load:
                 no_endpoints=self._no_endpoints,
                 unmapped=self._unmapped,
                 dropped=self._dropped,
+                by_audience={k: dict(v) for k, v in self._by_audience.items()},
+                mirrored=dict(self._mirrored),
+                no_route=self._no_route,
             )
 
     @property
@@ -316,8 +250,10 @@ class Load:
                 view = RoutingView(self.view.router, problem=f"{type(e).__name__}: {e}")
             with self._lock:
                 weights = [(b.service, b.weight) for b in view.backends]
-                if weights != self._picker.weights:
+                if view.route is None and weights != self._picker.weights:
                     self._picker = SmoothWeightedRoundRobin(weights)
+                if view.route != self._view.route:
+                    self._rule_pickers.clear()  # rules changed: per-rule round robins start over
                 self._view = view
             if view.problem:
                 log.debug("load %s/%s: %s", self.namespace, self.md, view.problem)
@@ -343,8 +279,10 @@ class Load:
 
     def _read_view(self) -> RoutingView:
         router, route_name = self.router, self.http_route
-        if router is None or (router == "gatewayAPI" and route_name is None):
+        md = None
+        if router != "replicas":
             md = self._custom(MD_GROUP, MD_VERSION, MD_PLURAL, self.md)
+        if router is None or (router == "gatewayAPI" and route_name is None):
             routing = (((md or {}).get("spec") or {}).get("rollout") or {}).get("trafficRouting") or {}
             if "gatewayAPI" in routing:
                 router = router or "gatewayAPI"
@@ -361,10 +299,11 @@ class Load:
             return RoutingView(
                 "gatewayAPI", problem=f"HTTPRoute {route_name} not found (or no Gateway API CRDs)"
             )
-        refs = route_backends(route)
-        if not refs:
+        names = services(route)
+        if not names:
             return RoutingView("gatewayAPI", problem=f"HTTPRoute {route_name} has no Service backendRefs")
-        return RoutingView("gatewayAPI", tuple(self._backend(name, w) for name, w in refs))
+        backends = tuple(self._backend(name, 0) for name in sorted(names))
+        return RoutingView("gatewayAPI", backends, route=route, path=inference_path(md))
 
     def _backend(self, service: str, weight: int) -> Backend:
         """A Service's ready endpoint addresses, from its EndpointSlices."""
@@ -391,9 +330,10 @@ class Load:
             if next_at - now > 0 and self._stop.wait(next_at - now):
                 return
             next_at = max(next_at + interval, time.monotonic() - 1.0)  # no bursts after a stall
-            target = self._pick()
-            if target is None:
+            picked = self._pick()
+            if picked is None:
                 continue
+            target, audience, mirrors = picked
             with self._lock:
                 if self._in_flight >= self.max_in_flight:
                     self._dropped += 1
@@ -403,31 +343,63 @@ class Load:
             if pool is None:
                 return
             try:
-                pool.submit(self._send, target)
+                pool.submit(self._send, target, audience)
+                for copy in mirrors:
+                    pool.submit(self._send, copy, audience, True)
             except RuntimeError:  # the pool shut down under us: stopping
                 return
 
-    def _pick(self) -> PodServer | RunningPod | None:
+    def _pick(self) -> tuple[PodServer | RunningPod, str, list[PodServer | RunningPod]] | None:
+        """The pod a request reaches, its audience, and the pods that get a mirrored copy."""
         with self._lock:
             view = self._view
-            backends = {b.service: b for b in view.backends}
-            service = self._picker.next()
-            backend = backends.get(service) if service else None
-            if backend is None or not backend.addresses:
+            audience = self._audience_picker.next() or EVERYONE
+            mirrors: list[str] = []
+            if view.route is None:
+                service = self._picker.next()
+            else:
+                who = self._audiences.get(audience)
+                request = who.request(view.path) if who else Request(view.path)
+                rule = select_rule(view.route, request)
+                if rule is None:
+                    self._no_route += 1
+                    return None
+                choice = rule_choice(view.route, rule)
+                key = (rule, choice.backends)
+                if key not in self._rule_pickers:
+                    self._rule_pickers[key] = SmoothWeightedRoundRobin(choice.backends)
+                service = self._rule_pickers[key].next()
+                for m in choice.mirrors:
+                    if self._mirror_credit.setdefault((rule, m.service), Accumulator()).take(m.percent):
+                        mirrors.append(m.service)
+            address = self._address(view, service)
+            if address is None:
                 self._no_endpoints += 1
                 return None
-            i = self._rr.get(backend.service, 0)
-            self._rr[backend.service] = i + 1
-            address = backend.addresses[i % len(backend.addresses)]
-            self._by_service[backend.service] = self._by_service.get(backend.service, 0) + 1
-        target = self.world.server_for_ip(address)
-        if target is None or target.namespace != self.namespace:
+            self._by_service[str(service)] = self._by_service.get(str(service), 0) + 1
+            mirror_addresses = [a for a in (self._address(view, m) for m in mirrors) if a is not None]
+        target = self._resolve(address)
+        if target is None:
             with self._lock:
                 self._unmapped += 1
             return None
-        return target
+        mirror_targets = [t for t in (self._resolve(a) for a in mirror_addresses) if t is not None]
+        return target, audience, mirror_targets
 
-    def _send(self, target: PodServer | RunningPod) -> None:
+    def _address(self, view: RoutingView, service: str | None) -> str | None:
+        """The next ready address of ``service`` (round robin); None when it has none. Lock held."""
+        backend = next((b for b in view.backends if b.service == service), None)
+        if backend is None or not backend.addresses:
+            return None
+        i = self._rr.get(backend.service, 0)
+        self._rr[backend.service] = i + 1
+        return backend.addresses[i % len(backend.addresses)]
+
+    def _resolve(self, address: str) -> PodServer | RunningPod | None:
+        target = self.world.server_for_ip(address)
+        return target if target is not None and target.namespace == self.namespace else None
+
+    def _send(self, target: PodServer | RunningPod, audience: str = EVERYONE, mirrored: bool = False) -> None:
         outcome = "refused"
         try:
             call = inference_call(target)
@@ -435,7 +407,7 @@ class Load:
             try:
                 conn.request("POST", call.path, call.body, call.headers)
                 response = conn.getresponse()
-                response.read()
+                response.read()  # a mirror's answer is read and thrown away, as the Gateway does
                 outcome = "ok" if 200 <= response.status < 300 else "error"
             finally:
                 conn.close()
@@ -443,10 +415,27 @@ class Load:
             outcome = "refused"  # connection refused/reset/timed out, or the server was stopped
         finally:
             delta = Counts(int(outcome == "ok"), int(outcome == "error"), int(outcome == "refused"))
+            rev = target.revision
             with self._lock:
-                self._in_flight -= 1
-                self._by_revision[target.revision] = self._by_revision.get(target.revision, Counts()) + delta
-                self._by_pod[target.pod] = self._by_pod.get(target.pod, Counts()) + delta
+                if mirrored:
+                    self._mirrored[rev] = self._mirrored.get(rev, Counts()) + delta
+                else:
+                    self._in_flight -= 1
+                    self._by_revision[rev] = self._by_revision.get(rev, Counts()) + delta
+                    self._by_pod[target.pod] = self._by_pod.get(target.pod, Counts()) + delta
+                    group = self._by_audience.setdefault(audience, {})
+                    group[rev] = group.get(rev, Counts()) + delta
+
+
+def inference_path(md: Mapping[str, Any] | None) -> str:
+    """The path of the runtime's inference request for the ModelDeployment (``/`` when unknown)."""
+    spec = (md or {}).get("spec") or {}
+    model = (spec.get("model") or {}).get("name")
+    if not model:
+        return "/"
+    return (
+        f"/v2/models/{model}/infer" if spec.get("runtime", "triton") == "triton" else f"/predictions/{model}"
+    )
 
 
 def inference_call(target: PodServer | RunningPod) -> InferenceCall:

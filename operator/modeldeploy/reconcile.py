@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from modeldeploy.analysis.prometheus import PrometheusClient, measure
 from modeldeploy.analysis.render import TemplateRejected
+from modeldeploy.api.canary import CanaryTraffic
 from modeldeploy.api.spec import ModelDeploymentSpec, RevisionTemplate
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, SmokeTestResult
 from modeldeploy.children import (
@@ -376,7 +377,13 @@ class Reconciler:
                 self._delete_revision(owner, action.revision)
             elif isinstance(action, SetWeight):
                 self._route(
-                    owner, spec, runtime, action.stable_revision, action.canary_revision, action.weight
+                    owner,
+                    spec,
+                    runtime,
+                    action.stable_revision,
+                    action.canary_revision,
+                    action.weight,
+                    action.traffic,
                 )
             elif isinstance(action, SwitchActive):
                 self._apply(build_service(owner, None, runtime, action.revision))
@@ -452,6 +459,7 @@ class Reconciler:
         stable: str,
         canary: str | None,
         weight: int,
+        traffic: CanaryTraffic | None = None,
     ) -> None:
         router = get_router(spec.rollout.traffic_routing)
         if not isinstance(router, GatewayApiRouter):
@@ -477,6 +485,7 @@ class Reconciler:
                     canary_revision=canary,
                     weight=weight,
                     port=runtime.serving_port,
+                    traffic=traffic,
                 )
             except RouteNotManageable as exc:
                 problem = Blocker("HTTPRouteNotManageable", str(exc))
@@ -530,7 +539,8 @@ class Reconciler:
             if spec.rollout.traffic_routing.kind == "gatewayAPI":
                 self._apply(build_service(owner, "stable", runtime, stable))
                 self._apply(build_service(owner, "canary", runtime, canary or stable))
-                self._route(owner, spec, runtime, stable, canary, weight)
+                traffic = live_rollout.traffic if live_rollout else None
+                self._route(owner, spec, runtime, stable, canary, weight, traffic)
         if spec.autoscaling is not None:
             self._apply(build_hpa(owner, spec))
         else:

@@ -84,7 +84,7 @@ def require_one_of(model: ApiModel, fields: list[str], what: str) -> None:
     """pydantic's side of an ``exactly_one`` CEL rule: exactly one of ``fields`` is set."""
     chosen = [f for f in fields if getattr(model, f) is not None]
     if len(chosen) != 1:
-        names = ", ".join(model.model_fields[f].alias or f for f in fields)
+        names = ", ".join(type(model).model_fields[f].alias or f for f in fields)
         raise ValueError(f"{what}: set exactly one of {names}")
 
 

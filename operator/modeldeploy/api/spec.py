@@ -27,13 +27,31 @@ from modeldeploy.api.analysis import (
 from modeldeploy.api.analysis import (
     SequentialTest as SequentialTest,
 )
+from modeldeploy.api.canary import (
+    GATEWAY_ONLY_STEPS_RULE,
+    gateway_steps_error,
+)
+from modeldeploy.api.canary import (  # re-exported
+    AnalysisStep as AnalysisStep,
+)
+from modeldeploy.api.canary import (
+    CanaryStep as CanaryStep,
+)
+from modeldeploy.api.canary import (
+    CanaryStrategy as CanaryStrategy,
+)
+from modeldeploy.api.canary import (
+    PauseStep as PauseStep,
+)
+from modeldeploy.api.canary import (
+    SetCanaryScale as SetCanaryScale,
+)
 from modeldeploy.api.common import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     QUANTITY,
     SAFE_SEGMENT,
     ApiModel,
-    Duration,
     cel,
     exactly_one,
     policy_governed,
@@ -387,82 +405,6 @@ class TrafficRouting(ApiModel):
         return "gatewayAPI" if self.gateway_api is not None else "replicas"
 
 
-class PauseStep(ApiModel):
-    duration: Duration | None = Field(
-        None, description="How long to pause; omitted: wait for a promote command."
-    )
-
-
-class AnalysisStep(ApiModel):
-    duration: Duration = Field(..., description="How long to measure the canary before the next step.")
-
-
-class SetCanaryScale(ApiModel):
-    """Canary pod count independent of weight (e.g. warm pods before any traffic)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    exactly_one(["replicas", "weight", "matchTrafficWeight"]),
-                    "setCanaryScale: set exactly one of replicas, weight, matchTrafficWeight",
-                )
-            ]
-        }
-    )
-
-    replicas: int | None = Field(None, ge=0, le=1000, description="Canary replicas.")
-    weight: int | None = Field(None, ge=0, le=100, description="Canary replicas as % of spec.replicas.")
-    match_traffic_weight: bool | None = Field(None, description="Follow the traffic weight again.")
-
-    @model_validator(mode="after")
-    def _one(self) -> SetCanaryScale:
-        require_one_of(self, ["replicas", "weight", "match_traffic_weight"], "setCanaryScale")
-        return self
-
-
-class CanaryStep(ApiModel):
-    """One canary step: exactly one of setWeight, pause, analysis, setCanaryScale."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    exactly_one(["setWeight", "pause", "analysis", "setCanaryScale"]),
-                    "each step sets exactly one of setWeight, pause, analysis, setCanaryScale",
-                )
-            ]
-        }
-    )
-
-    set_weight: int | None = Field(None, ge=0, le=100, description="Percent of traffic to the canary.")
-    pause: PauseStep | None = Field(None, description="Hold the current weight (timed, or until promoted).")
-    analysis: AnalysisStep | None = Field(None, description="Measure guardrails at the current weight.")
-    set_canary_scale: SetCanaryScale | None = Field(None, description="Canary pod count, apart from weight.")
-
-    @model_validator(mode="after")
-    def _one(self) -> CanaryStep:
-        require_one_of(self, ["set_weight", "pause", "analysis", "set_canary_scale"], "canary step")
-        return self
-
-
-def _default_steps() -> list[CanaryStep]:
-    return [
-        CanaryStep(set_weight=10),
-        CanaryStep(analysis=AnalysisStep(duration="1m")),
-        CanaryStep(set_weight=50),
-        CanaryStep(analysis=AnalysisStep(duration="1m")),
-    ]
-
-
-class CanaryStrategy(ApiModel):
-    steps: list[CanaryStep] = Field(
-        default_factory=_default_steps,
-        max_length=32,
-        description="Steps walked in order; 100% is reached by promotion after the last step.",
-    )
-
-
 class BlueGreenStrategy(ApiModel):
     pre_promotion_analysis: AnalysisStep | None = Field(
         None, description="Analysis of the preview colour before traffic switches."
@@ -478,6 +420,8 @@ class BlueGreenStrategy(ApiModel):
 
 class Rollout(ApiModel):
     """How a new revision replaces the stable one."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [GATEWAY_ONLY_STEPS_RULE]})
 
     policy_ref: PolicyRef | None = Field(None, description="Platform policy supplying defaults and limits.")
     strategy: Literal["canary", "blueGreen"] = Field("canary", description="canary or blueGreen.")
@@ -508,6 +452,13 @@ class Rollout(ApiModel):
             "pods' reason; a first revision is marked Degraded. Default 600."
         ),
     )
+
+    @model_validator(mode="after")
+    def _gateway_steps(self) -> Rollout:
+        problem = gateway_steps_error(self.canary.steps, self.traffic_routing.kind)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 # --- top level ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from modeldeploy.api.canary import CanaryTraffic
 from modeldeploy.api.common import ApiModel
 from modeldeploy.api.spec import RevisionTemplate
 
@@ -125,6 +126,12 @@ class RolloutState(ApiModel):
         description="Since when the revision has had fewer Ready pods than asked for (progress deadline).",
     )
     smoke_test: SmokeTestResult | None = Field(None, description="The revision's smoke test answer.")
+    traffic: CanaryTraffic | None = Field(
+        None, description="gatewayAPI: the A/B match or shadow mirror in effect (none: weights alone)."
+    )
+    shadow: Literal["Running", "Passed", "Failed"] | None = Field(
+        None, description="The shadow (setMirror) stage: Running, Passed (its analysis held) or Failed."
+    )
 
 
 class Decision(ApiModel):

@@ -12,12 +12,20 @@ Worked example, 10 replicas, steps ``[setWeight 20, analysis 1m]``:
 * every ``interval``: a measurement; after 1m with a success and failures < failureLimit ->
   ``AnalysisPassed``, stage Promoting: canary scaled to 10;
 * 10 canary pods ready -> ``SetWeight(stable, canary, 100)``, stable := canary, old stable -> 0.
+
+Gateway API steps (``setMatch`` A/B, ``setMirror`` shadow): the last of ``setWeight``, ``setMatch``
+and ``setMirror`` up to the current step decides the traffic. During an A/B or shadow step the live
+weight is 0: only matching requests (A/B), or mirrored copies whose answers are discarded (shadow),
+reach the canary; ``status.rollout.traffic`` holds what the router was asked for, so the shell can
+re-assert it. A shadow's analysis passing is ``ShadowPassed``; any rollback while a mirror or A/B
+rule is in effect takes it out in the same pass (``SetWeight(stable, None, 0)`` carries no traffic).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from modeldeploy.api.canary import CanaryTraffic
 from modeldeploy.api.common import parse_duration
 from modeldeploy.api.spec import AnalysisStep, CanaryStep, ModelDeploymentSpec, SetCanaryScale
 from modeldeploy.api.status import RolloutState
@@ -43,6 +51,12 @@ def describe_step(step: CanaryStep) -> str:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promoted)"
     if step.analysis is not None:
         return f"analysis {step.analysis.duration}"
+    if step.set_match is not None:
+        return (
+            f"setMatch ({len(step.set_match.matches)} match{'es' if len(step.set_match.matches) > 1 else ''})"
+        )
+    if step.set_mirror is not None:
+        return f"setMirror {step.set_mirror.percent}%"
     scale = step.set_canary_scale
     assert scale is not None
     if scale.replicas is not None:
@@ -63,10 +77,29 @@ def _current(spec: ModelDeploymentSpec, st: RolloutState) -> CanaryStep | None:
     return steps[st.step_index]
 
 
+def _traffic_step(steps: list[CanaryStep], index: int) -> tuple[int, CanaryStep] | None:
+    routing = [(i, s) for i, s in enumerate(steps[: index + 1]) if s.routes_traffic]
+    return routing[-1] if routing else None
+
+
 def target_weight(steps: list[CanaryStep], index: int) -> int:
-    """The weight the steps up to ``index`` ask for (the last ``setWeight``; 0 before any)."""
-    weights = [s.set_weight for s in steps[: index + 1] if s.set_weight is not None]
-    return weights[-1] if weights else 0
+    """The live weight the steps up to ``index`` ask for: the last ``setWeight`` unless a later
+    ``setMatch``/``setMirror`` (live weight 0) came after it; 0 before any."""
+    last = _traffic_step(steps, index)
+    return last[1].set_weight or 0 if last is not None else 0
+
+
+def target_traffic(steps: list[CanaryStep], index: int) -> CanaryTraffic | None:
+    """The A/B match or the mirror the steps up to ``index`` ask for (None: weights alone)."""
+    last = _traffic_step(steps, index)
+    if last is None:
+        return None
+    i, step = last
+    if step.set_match is not None:
+        return CanaryTraffic(matches=step.set_match.matches, step=i)
+    if step.set_mirror is not None:
+        return CanaryTraffic(mirror_percent=step.set_mirror.percent, step=i)
+    return None
 
 
 def _scale_pin(steps: list[CanaryStep], index: int) -> SetCanaryScale | None:
@@ -89,14 +122,17 @@ def canary_target(spec: ModelDeploymentSpec, st: RolloutState) -> int:
     steps = _steps(spec)
     index = min(st.step_index, len(steps) - 1)
     weight = target_weight(steps, index)
+    traffic = target_traffic(steps, index)
     pin = _scale_pin(steps, index)
     if pin is None:
-        wanted = replicas_for_weight(spec.replicas, weight)
+        # a shadow gets pods for the mirrored share; an A/B group's size is unknown: one pod
+        mirrored = traffic.mirror_percent if traffic is not None and traffic.mirror_percent else 0
+        wanted = replicas_for_weight(spec.replicas, max(weight, mirrored))
     elif pin.replicas is not None:
         wanted = pin.replicas
     else:
         wanted = replicas_for_weight(spec.replicas, pin.weight or 0)
-    if max(weight, st.weight) > 0:
+    if max(weight, st.weight) > 0 or traffic is not None or st.traffic is not None:
         wanted = max(wanted, 1)
     limit = surge_limit(spec)
     return wanted if limit is None else min(wanted, limit)
@@ -158,8 +194,17 @@ def start(ctx: Pass, revision: str, stable: str) -> RolloutState:
 
 
 def undo_traffic(ctx: Pass, st: RolloutState, stable: str) -> None:
-    """All traffic back to the stable revision, at once."""
+    """All traffic back to the stable revision, at once (an A/B rule or a mirror goes too)."""
     ctx.act(SetWeight(stable, None, 0))
+    if st.traffic is not None and st.traffic.mirror_percent is not None:
+        ctx.event(
+            "Warning",
+            "ShadowFailed",
+            f"shadow of {short(st.revision)} removed: no user request ever reached it "
+            f"({st.traffic.mirror_percent}% mirrored, answers discarded)",
+        )
+    elif st.traffic is not None:
+        ctx.event("Warning", "ABTestFailed", f"A/B route to {short(st.revision)} removed")
 
 
 def next_wakeup(spec: ModelDeploymentSpec, st: RolloutState, now: datetime) -> float | None:
@@ -205,6 +250,8 @@ def _once(ctx: Pass, st: RolloutState, stable: str) -> Outcome:
         return Outcome(_next(ctx, st.model_copy(update={"paused": False, "pause_reason": None})))
     if step.set_weight is not None:
         return Outcome(_set_weight(ctx, st, stable, step.set_weight))
+    if step.set_match is not None or step.set_mirror is not None:
+        return Outcome(_set_traffic(ctx, st, stable))
     if step.pause is not None:
         done = step.pause.duration is not None and seconds_since(
             st.step_started_at, ctx.now
@@ -219,19 +266,57 @@ def _set_weight(ctx: Pass, st: RolloutState, stable: str, weight: int) -> Rollou
     """Apply the weight once the canary's pods are ready (lowering it never waits)."""
     needed = canary_target(ctx.spec, st)
     ready = ctx.ready(st.revision)
-    if weight != st.weight:
+    if weight != st.weight or st.traffic is not None:
         if weight > st.weight and (ready < needed or ready == 0):
             return st
         ctx.act(SetWeight(stable, st.revision, weight))
         ctx.event(
             "Normal", "WeightChanged", f"canary {short(st.revision)} at {weight}% ({ready}/{needed} ready)"
         )
-        st = st.model_copy(update={"weight": weight})
+        st = st.model_copy(update={"weight": weight, "traffic": None, "shadow": _shadow_left(st)})
     return _next(ctx, st) if ready >= canary_target(ctx.spec, st) else st
+
+
+def _set_traffic(ctx: Pass, st: RolloutState, stable: str) -> RolloutState:
+    """An A/B match or a shadow mirror, live weight 0, once the canary's pods are ready."""
+    wanted = target_traffic(_steps(ctx.spec), st.step_index)
+    assert wanted is not None
+    if ctx.spec.rollout.traffic_routing.kind != "gatewayAPI":  # e.g. steps from a rollout policy
+        ctx.event("Warning", "StepSkipped", "setMatch and setMirror need trafficRouting.gatewayAPI")
+        return _next(ctx, st)
+    needed = canary_target(ctx.spec, st)
+    ready = ctx.ready(st.revision)
+    if wanted != st.traffic or st.weight != 0:
+        if ready < needed or ready == 0:
+            return st
+        ctx.act(SetWeight(stable, st.revision, 0, wanted))
+        rev = short(st.revision)
+        if wanted.mirror_percent is not None:
+            message = (
+                f"shadow: {wanted.mirror_percent}% of live requests mirrored to {rev}, answers discarded"
+            )
+            ctx.event("Normal", "ShadowStarted", f"{message}; live weight 0 ({ready}/{needed} ready)")
+        else:
+            message = (
+                f"A/B: requests matching {len(wanted.matches)} match(es) go to {rev}, the rest to stable"
+            )
+            ctx.event("Normal", "ABTestStarted", f"{message} ({ready}/{needed} ready)")
+        shadow = "Running" if wanted.mirror_percent is not None else _shadow_left(st)
+        st = st.model_copy(update={"weight": 0, "traffic": wanted, "shadow": shadow})
+    return _next(ctx, st) if ready >= needed else st
+
+
+def _shadow_left(st: RolloutState) -> str | None:
+    """The shadow verdict once its mirror is taken out: a running shadow left without one has none."""
+    return None if st.shadow == "Running" else st.shadow
 
 
 def _analyse(ctx: Pass, st: RolloutState, stable: str, step: AnalysisStep) -> RolloutState:
     st, passed = judge_analysis(ctx, st, stable, step, undo_traffic)
+    shadowing = st.traffic is not None and st.traffic.mirror_percent is not None
+    if shadowing and passed:
+        ctx.event("Normal", "ShadowPassed", f"shadow of {short(st.revision)} passed its analysis")
+        st = st.model_copy(update={"shadow": "Passed"})
     return _next(ctx, st) if passed else st
 
 

@@ -103,9 +103,13 @@ def pause(ctx: Pass, st: RolloutState, reason: str, event_reason: str) -> Rollou
 
 
 def mark_aborted(ctx: Pass, st: RolloutState, reason: str) -> RolloutState:
-    """The rollout stays aborted for its revision until ``retry`` or a new revision."""
+    """The rollout stays aborted for its revision until ``retry`` or a new revision; an A/B rule or a
+    shadow mirror is gone with the traffic (a shadow that was running is ``Failed``)."""
+    shadowing = st.traffic is not None and st.traffic.mirror_percent is not None
     return st.model_copy(
         update={
+            "traffic": None,
+            "shadow": "Failed" if shadowing else st.shadow,
             "aborted": True,
             "abort_reason": clip(reason, 1024),
             "paused": False,

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+from modeldeploy.api.canary import CanaryTraffic
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, SmokeTestResult
 from modeldeploy.rollout.pod_health import PodProblem
 
@@ -88,11 +89,14 @@ class SetWeight:
     """Route ``weight``% to ``canary_revision``, the rest to ``stable_revision``.
 
     ``canary_revision=None`` (weight 0) means: the stable revision alone serves all traffic.
+    ``traffic`` (gatewayAPI only): requests matching it also go to the canary (A/B), or a share of
+    live requests is mirrored to it (shadow); None: no A/B rule and no mirror.
     """
 
     stable_revision: str
     canary_revision: str | None
     weight: int
+    traffic: CanaryTraffic | None = None
     kind: Literal["SetWeight"] = "SetWeight"
 
 

@@ -20,6 +20,11 @@ Two kinds of route, told apart by the live object:
   that already sends nothing to the canary (canary weight 0, any stable weight) is not touched.
   A rule without both backendRefs cannot be managed: :class:`RouteNotManageable` says what is missing.
 
+A/B rules and shadow mirrors (``traffic``) are built by routers/gateway_traffic.py: on the
+operator's own route they are part of the whole route; on a user's route they are more operations
+of the same JSON patch (an appended rule named ``<md>-canary-ab``, a ``RequestMirror`` filter on the
+managed rule), removed again when the rollout ends.
+
 Weights are exact per request (the Gateway implementation does the split), so the weight does
 not depend on how many pods each revision has; those counts come from rollout/replicas.py.
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from modeldeploy.api.canary import CanaryTraffic
 from modeldeploy.api.spec import GatewayApiRouting
 from modeldeploy.routers.base import (
     Manifest,
@@ -39,6 +45,13 @@ from modeldeploy.routers.base import (
     object_labels,
     share,
     stable_service_name,
+)
+from modeldeploy.routers.gateway_traffic import (
+    TrafficNotManageable,
+    ab_rule,
+    ab_rule_name,
+    mirror_filter,
+    traffic_ops,
 )
 
 KIND: Final = "gatewayAPI"
@@ -57,13 +70,22 @@ def http_route(
     canary: bool,
     weight: int,
     port: int,
+    traffic: CanaryTraffic | None = None,
 ) -> Manifest:
-    """The HTTPRoute manifest for ``weight`` percent to the canary (``canary`` False: stable only)."""
+    """The HTTPRoute manifest for ``weight`` percent to the canary (``canary`` False: stable only),
+    with the A/B rule or the mirror of ``traffic`` while a canary runs."""
     check_weight(weight)
     backends = [_backend(stable_service_name(owner.name), port, 100 - weight if canary else 100)]
+    rule: dict[str, Any] = {"backendRefs": backends}
+    rules = [rule]
     if canary:
-        backends.append(_backend(canary_service_name(owner.name), port, weight))
-    spec: dict[str, Any] = {"rules": [{"backendRefs": backends}]}
+        canary_ref = _backend(canary_service_name(owner.name), port, weight)
+        backends.append(canary_ref)
+        if traffic is not None and traffic.mirror_percent is not None:
+            rule["filters"] = [mirror_filter(owner.name, port, traffic.mirror_percent)]
+        if traffic is not None and traffic.matches:
+            rules.insert(0, ab_rule(rule, canary_ref, owner.name, config.http_route, list(traffic.matches)))
+    spec: dict[str, Any] = {"rules": rules}
     if config.gateway:
         parent: dict[str, Any] = {
             "group": "gateway.networking.k8s.io",
@@ -113,6 +135,8 @@ def managed_rule(route: Mapping[str, Any], md_name: str, rule_name: str | None =
     """Index of the rule whose weights the operator owns (see the module docstring), or None."""
     ours = (stable_service_name(md_name), canary_service_name(md_name))
     for i, rule in enumerate(_rules(route)):
+        if isinstance(rule, Mapping) and rule.get("name") == ab_rule_name(md_name):
+            continue  # the operator's own A/B rule, never the user's
         if rule_name is not None:
             if isinstance(rule, Mapping) and rule.get("name") == rule_name:
                 return i
@@ -164,12 +188,20 @@ def owned_by(route: Mapping[str, Any] | None, owner: OwnerLike) -> bool:
 
 
 def weight_patch(
-    route: Mapping[str, Any], md_name: str, rule_name: str | None, *, canary: bool, weight: int
+    route: Mapping[str, Any],
+    md_name: str,
+    rule_name: str | None,
+    *,
+    canary: bool,
+    weight: int,
+    traffic: CanaryTraffic | None = None,
 ) -> JsonPatch:
-    """A JSON patch setting only the managed rule's two weights on a user's route ([] when they hold).
+    """A JSON patch setting only the managed rule's two weights on a user's route ([] when they hold),
+    plus the A/B rule or the mirror ``traffic`` asks for (or their removal).
 
     ``canary`` False: back to the Git values (stable 100, canary 0), unless the canary already gets
-    nothing. Raises :class:`RouteNotManageable` when the rule or one of the backendRefs is missing.
+    nothing; no A/B rule, no mirror. Raises :class:`RouteNotManageable` when the rule or one of the
+    backendRefs is missing, or the A/B rule cannot be built.
     """
     check_weight(weight)
     name = (route.get("metadata") or {}).get("name", "?")
@@ -184,8 +216,13 @@ def weight_patch(
     refs = rule["backendRefs"]
     stable_at, canary_at = _service_refs(rule, stable_name), _service_refs(rule, canary_name)
     on_canary = sum(_weight(refs[j]) for j in canary_at)
+    wanted = traffic if canary and canary_at else None  # no canary backendRef: refused below
+    try:
+        extra = traffic_ops(route, i, refs[canary_at[0]] if canary_at else None, md_name, wanted)
+    except TrafficNotManageable as exc:
+        raise RouteNotManageable(str(exc)) from exc
     if not canary and stable_at and on_canary == 0 and sum(_weight(refs[j]) for j in stable_at) > 0:
-        return []  # at rest and already all on stable: the user's weights stand
+        return _guarded(route, extra)  # at rest and already all on stable: the user's weights stand
     missing = [n for n, at in ((stable_name, stable_at), (canary_name, canary_at)) if not at]
     if missing:
         raise RouteNotManageable(
@@ -200,6 +237,11 @@ def weight_patch(
         if refs[j].get("weight") != value:
             op = "replace" if "weight" in refs[j] else "add"
             ops.append({"op": op, "path": f"/spec/rules/{i}/backendRefs/{j}/weight", "value": value})
+    return _guarded(route, ops + extra)
+
+
+def _guarded(route: Mapping[str, Any], ops: JsonPatch) -> JsonPatch:
+    """``ops`` behind a test of the route's resourceVersion ([] stays [])."""
     if not ops:
         return []
     version = (route.get("metadata") or {}).get("resourceVersion")
@@ -237,9 +279,11 @@ class GatewayApiRouter:
         canary_revision: str | None,
         weight: int,
         port: int,
+        traffic: CanaryTraffic | None = None,
     ) -> list[Manifest]:
         canary = canary_revision is not None and canary_revision != stable_revision
-        return [http_route(self.config, owner, canary=canary, weight=weight if canary else 0, port=port)]
+        w = weight if canary else 0
+        return [http_route(self.config, owner, canary=canary, weight=w, port=port, traffic=traffic)]
 
     def reached_weight(self, owner: OwnerLike, observed: ObservedTraffic) -> int | None:
         return reached_weight(observed.route, owner.name, self.config.rule_name)
@@ -253,9 +297,11 @@ class GatewayApiRouter:
         canary_revision: str | None,
         weight: int,
         port: int,
+        traffic: CanaryTraffic | None = None,
     ) -> Manifest | JsonPatch:
-        """What the shell sends for ``weight``: the whole route to apply when it is the operator's
-        own, else a JSON patch of the weights alone (possibly empty). May raise RouteNotManageable."""
+        """What the shell sends for ``weight`` (and the A/B rule or mirror of ``traffic``): the whole
+        route to apply when it is the operator's own, else a JSON patch of the fields the operator
+        owns (possibly empty). May raise RouteNotManageable."""
         if owned_by(live, owner):
             (route,) = self.objects(
                 owner,
@@ -263,10 +309,16 @@ class GatewayApiRouter:
                 canary_revision=canary_revision,
                 weight=weight,
                 port=port,
+                traffic=traffic,
             )
             return route
         assert live is not None
         canary = canary_revision is not None and canary_revision != stable_revision
         return weight_patch(
-            live, owner.name, self.config.rule_name, canary=canary, weight=weight if canary else 0
+            live,
+            owner.name,
+            self.config.rule_name,
+            canary=canary,
+            weight=weight if canary else 0,
+            traffic=traffic,
         )
