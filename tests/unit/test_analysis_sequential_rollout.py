@@ -16,11 +16,13 @@ from modeldeploy.api.spec import (
     CanaryStep,
     CanaryStrategy,
     Guardrail,
+    ModelDeploymentSpec,
     Rollout,
     SequentialTest,
 )
 from modeldeploy.api.status import ModelDeploymentStatus
-from modeldeploy.rollout import EmitEvent, Observations, Plan, decide
+from modeldeploy.rollout import EmitEvent, Observations, Plan, decide, measurement_due, next_wakeup
+from modeldeploy.rollout.schedule import sequential_check_due
 from modeldeploy.rollout.timefmt import rfc3339
 
 from rollout_builders import Shell, build_spec
@@ -87,3 +89,82 @@ def test_an_analysis_that_ends_undecided_pauses_and_never_promotes() -> None:
     assert h.status.phase == "Paused" and h.status.stable_revision == "r0"
     assert h.status.rollout is not None and h.status.rollout.pause_reason is not None
     assert "found evidence neither of a regression nor of its absence" in h.status.rollout.pause_reason
+
+
+# --- sequential checks between measurements (analysis.sequentialInterval) -------------------------
+
+
+def checked_pass(h: Shell, increment: Increment, seconds: float = 5) -> Plan:
+    """A sequential check ``seconds`` later: only the sequential guardrail's evidence, no measurement."""
+    h.now += timedelta(seconds=seconds)
+    assert h.status.rollout is not None and h.status.rollout.analysis is not None
+    assert sequential_check_due(h.spec, h.status, h.now) and not measurement_due(h.spec, h.status, h.now)
+    prior = next(iter(h.status.rollout.analysis.sequential), None)
+    result = judge(SEQ, "r1", increment, prior, "q", rfc3339(h.now))
+    obs = Observations(h.desired, dict(h.pods), [result], sequential_check=True)
+    plan = decide(h.spec, h.status, obs, h.now)
+    for action in plan.actions:
+        h.apply(action)
+    h.status = ModelDeploymentStatus.model_validate(plan.status.model_dump(by_alias=True, mode="json"))
+    return plan
+
+
+def test_a_sequential_check_between_measurements_keeps_evidence_and_counts_no_measurement() -> None:
+    h = canary_at_analysis()
+    measured_pass(h, UNDECIDED)
+    assert h.status.rollout is not None and h.status.rollout.analysis is not None
+    before = h.status.rollout.analysis
+    assert not sequential_check_due(h.spec, h.status, h.now + timedelta(seconds=4))
+    checked_pass(h, UNDECIDED)
+    after = h.status.rollout.analysis
+    assert after is not None and not h.status.rollout.paused
+    assert after.sequential[0].canary_requests == 200  # the check's counts are kept
+    assert (after.measurements, after.successes, after.inconclusives, after.last_measured_at) == (
+        before.measurements,
+        before.successes,
+        before.inconclusives,
+        before.last_measured_at,
+    )
+    # the next full measurement is still due an interval after the last one, not after the check
+    assert measurement_due(h.spec, h.status, h.now + timedelta(seconds=10))
+
+
+def test_a_sequential_check_that_finds_a_regression_rolls_back_without_waiting_for_the_interval() -> None:
+    h = canary_at_analysis()
+    measured_pass(h, UNDECIDED)
+    plan = checked_pass(h, REGRESSION)
+    assert h.status.phase == "RolledBack"
+    (message,) = events(plan, "RolledBack")
+    assert "evidence of a regression" in message
+    assert events(plan, "MeasurementFailed")
+    assert h.status.measurements[-1].verdict == "Failed"  # the deciding check is in the history
+
+
+def with_analysis(h: Shell, **update: object) -> ModelDeploymentSpec:
+    analysis = h.spec.rollout.analysis.model_copy(update=update)
+    rollout = h.spec.rollout.model_copy(update={"analysis": analysis})
+    return h.spec.model_copy(update={"rollout": rollout})
+
+
+def test_sequential_checks_only_with_sequential_guardrails_and_below_the_interval() -> None:
+    h = canary_at_analysis()
+    threshold = Guardrail(name="errors", template="error-rate", max=0.05)
+    only_thresholds = with_analysis(h, guardrails=[threshold])
+    assert not sequential_check_due(only_thresholds, h.status, h.now + timedelta(seconds=6))
+    checks_at_interval = with_analysis(h, sequential_interval="15s")  # = interval: measurements do it
+    assert not sequential_check_due(checks_at_interval, h.status, h.now + timedelta(seconds=14))
+    assert sequential_check_due(h.spec, h.status, h.now + timedelta(seconds=6))
+    assert next_wakeup(h.spec, h.status, h.now) == 5.0  # the check, before the measurement at 15 s
+
+
+def test_an_errored_sequential_check_changes_nothing() -> None:
+    h = canary_at_analysis()
+    measured_pass(h, UNDECIDED)
+    assert h.status.rollout is not None
+    before = h.status.rollout.analysis
+    h.now += timedelta(seconds=5)
+    error = judge(SEQ, "r1", None, None, "q", rfc3339(h.now)).model_copy(update={"verdict": "Error"})
+    plan = decide(
+        h.spec, h.status, Observations(h.desired, dict(h.pods), [error], sequential_check=True), h.now
+    )
+    assert plan.status.rollout is not None and plan.status.rollout.analysis == before

@@ -167,6 +167,15 @@ class Analysis(ApiModel):
         le=10_000_000,
         description="Requests the canary must have served in the window; fewer = inconclusive (default 20).",
     )
+    sequential_interval: Duration = Field(
+        "5s",
+        description=(
+            "Time between checks of the sequential guardrails' evidence between measurements (default "
+            "5s; no effect at or above interval). Anytime-valid tests may be checked whenever new counts "
+            "arrive without more false alarms: a check that finds evidence of a regression rolls back "
+            "at once; one that finds none records the evidence and waits for the next measurement."
+        ),
+    )
     history: int = Field(20, ge=1, le=100, description="Measurements kept in status.")
     guardrails: list[Guardrail] = Field(
         default_factory=list,

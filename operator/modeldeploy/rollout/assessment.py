@@ -82,6 +82,13 @@ def record(
     )
 
 
+def fold_evidence(counters: AnalysisCounters, results: Sequence[Measurement]) -> AnalysisCounters:
+    """Counters after a sequential check between measurements: the sequential guardrails' fresh
+    evidence is kept; nothing is counted (errors and verdicts wait for the next measurement)."""
+    fresh = [m for m in results if m.evidence is not None and m.verdict != "Error"]
+    return counters.model_copy(update={"sequential": _evidence(counters, fresh)})
+
+
 def clear_for_resume(counters: AnalysisCounters) -> AnalysisCounters:
     """A resumed analysis forgets inconclusive and error counts (failures are kept)."""
     return counters.model_copy(update={"inconclusives": 0, "errors": 0, "consecutive_errors": 0})

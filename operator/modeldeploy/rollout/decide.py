@@ -23,8 +23,10 @@ from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Phase, RolloutState
 from modeldeploy.rollout.assessment import (
     clear_for_resume,
+    collecting,
     culprit,
     describe,
+    fold_evidence,
     has_failed,
     overall_verdict,
     record,
@@ -172,6 +174,8 @@ def _measure(
     active = strategy_of(st).active_analysis(ctx.spec, st)
     if verdict is None or active is None or st.paused or st.aborted:
         return st, history
+    if ctx.obs.sequential_check:
+        return _check_evidence(ctx, st, history, results)
     c = record(counters(ctx, st), verdict, ctx.stamp, results)
     ctx.results = results
     a = ctx.analysis
@@ -189,6 +193,21 @@ def _measure(
         what = describe(worst) if worst is not None else verdict
         ctx.event("Normal" if verdict == "Inconclusive" else "Warning", reason, f"{what} — {count}")
     kept = (history + results)[-a.history :]
+    return st.model_copy(update={"analysis": c}), kept
+
+
+def _check_evidence(
+    ctx: Pass, st: RolloutState, history: list[Measurement], results: list[Measurement]
+) -> tuple[RolloutState, list[Measurement]]:
+    """A sequential check between measurements: the evidence is kept; a decision (regression or
+    none) goes into the history and a regression's event is emitted (the rollback follows)."""
+    c = fold_evidence(counters(ctx, st), results)
+    decided = [m for m in results if m.evidence is not None and not collecting(m) and m.verdict != "Error"]
+    for m in decided:
+        if m.verdict == "Failed":
+            ctx.results = results
+            ctx.event("Warning", "MeasurementFailed", f"{describe(m)} — sequential check")
+    kept = (history + decided)[-ctx.analysis.history :]
     return st.model_copy(update={"analysis": c}), kept
 
 

@@ -1,4 +1,5 @@
-"""When the shell should measure (``measurement_due``) and come back (``next_wakeup``); pure."""
+"""When the shell should measure (``measurement_due``), check the sequential guardrails' evidence
+between measurements (``sequential_check_due``) and come back (``next_wakeup``); pure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from modeldeploy.api.common import parse_duration
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus, RolloutState
 from modeldeploy.rollout.strategies import strategy_of
-from modeldeploy.rollout.timefmt import seconds_left, seconds_since
+from modeldeploy.rollout.timefmt import parse_rfc3339, seconds_left, seconds_since
 
 POLL_SECONDS = 10.0
 """Requeue while waiting on pods (scale ups, scale downs making room in the GPU budget)."""
@@ -30,6 +31,35 @@ def measurement_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, no
     if strategy_of(st).active_analysis(spec, st) is None:
         return False
     return seconds_since(_measure_from(st), now) >= parse_duration(spec.rollout.analysis.interval)
+
+
+def _checked_from(st: RolloutState) -> str | None:
+    """The end of the newest sequential evidence, or the last measurement."""
+    stamps = [e.through for e in st.analysis.sequential] if st.analysis is not None else []
+    measured = _measure_from(st)
+    stamps += [measured] if measured is not None else []
+    return max(stamps, key=parse_rfc3339) if stamps else None
+
+
+def _has_sequential(spec: ModelDeploymentSpec) -> bool:
+    return any(g.sequential is not None for g in spec.rollout.analysis.guardrails)
+
+
+def sequential_check_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> bool:
+    """True when no measurement is due but the sequential guardrails' evidence should be brought up
+    to date: an analysis with sequential guardrails is active and ``sequentialInterval`` has passed
+    since the newest evidence (or the last measurement)."""
+    if not _has_sequential(spec) or measurement_due(spec, status, now):
+        return False
+    st = status.rollout
+    if st is None or st.paused or st.aborted or status.stable_revision is None:
+        return False
+    if strategy_of(st).active_analysis(spec, st) is None:
+        return False
+    every = parse_duration(spec.rollout.analysis.sequential_interval)
+    return every < parse_duration(spec.rollout.analysis.interval) and (
+        seconds_since(_checked_from(st), now) >= every
+    )
 
 
 def next_wakeup(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> float | None:
@@ -58,5 +88,8 @@ def next_wakeup(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: d
     if analysis is not None:
         interval = parse_duration(spec.rollout.analysis.interval)
         timer = seconds_left(_measure_from(st), interval, now)
+        every = parse_duration(spec.rollout.analysis.sequential_interval)
+        if _has_sequential(spec) and every < interval:
+            timer = min(timer, seconds_left(_checked_from(st), every, now))
     waits = [POLL_SECONDS] + ([timer] if timer is not None else [])
     return min(waits) if analysis is None else timer

@@ -66,6 +66,9 @@ class Observations:
     desired_revision: str
     revisions: Mapping[str, RevisionObservation] = field(default_factory=dict)
     measurements: Sequence[Measurement] = ()
+    # The measurements are a sequential check between measurements (sequential_check_due): only
+    # the sequential guardrails' evidence counts, no measurement is recorded.
+    sequential_check: bool = False
     command: Command | None = None
     smoke_test: SmokeTestResult | None = None
     # The rollout policy that forbids promote-full (limits.allowPromoteFull: false), None when allowed.
