@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from modeldeploy.observability import RECONCILES
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
@@ -37,6 +39,7 @@ class _Item:
     running: bool = False
     dirty: bool = False  # an event came while running: one more pass after it
     forgotten: bool = False
+    resync: bool = False  # queued by the resync timer alone (no event, no requested delay)
     failures: int = 0
     not_before: float = 0.0  # backoff: no pass before this, whatever events say
     seq: int = 0
@@ -59,6 +62,7 @@ class WorkQueue:
         self._items: dict[Key, _Item] = {}
         self._lanes: dict[bool, list[tuple[float, int, Key]]] = {True: [], False: []}
         self._seq = 0
+        self._popped_resync: dict[Key, bool] = {}
 
     def __len__(self) -> int:
         return sum(1 for i in self._items.values() if i.due is not None)
@@ -66,6 +70,7 @@ class WorkQueue:
     def add(self, key: Key, now: float, urgent: bool = False, delay: float = 0.0) -> None:
         item = self._items.setdefault(key, _Item())
         item.forgotten = False
+        item.resync = False
         if item.running:
             item.dirty = True
             item.urgent = item.urgent or urgent
@@ -84,7 +89,8 @@ class WorkQueue:
             del self._items[key]
 
     def pop(self, now: float, idle_allowed: bool = True) -> tuple[Key, bool] | None:
-        """The next object due, urgent lane first: (key, urgent); None when nothing is due."""
+        """The next object due, urgent lane first: (key, urgent); None when nothing is due.
+        ``resync_only(key)`` then says whether the pass is due to the resync timer alone."""
         for lane in (True, False) if idle_allowed else (True,):
             entry = self._peek(lane)
             if entry is not None and entry[0] <= now:
@@ -92,6 +98,8 @@ class WorkQueue:
                 key = entry[2]
                 item = self._items[key]
                 item.due, item.running, item.dirty = None, True, False
+                self._popped_resync[key] = item.resync
+                item.resync = False
                 return key, lane
         return None
 
@@ -105,6 +113,8 @@ class WorkQueue:
         if item is None:
             return None
         item.running = False
+        self._popped_resync.pop(key, None)
+        resync = False
         if item.forgotten:
             del self._items[key]
             return None
@@ -122,11 +132,16 @@ class WorkQueue:
                 when = now
             elif outcome is None or outcome == GONE:
                 when = now + self.resync * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+                resync = True
             else:
                 when = now + max(MIN_DELAY, min(outcome, self.resync))
         item.dirty = False
         self._schedule(key, item, when, urgent or item.urgent)
+        item.resync = resync
         return when
+
+    def resync_only(self, key: Key) -> bool:
+        return self._popped_resync.get(key, False)
 
     def failures(self, key: Key) -> int:
         item = self._items.get(key)
@@ -159,12 +174,15 @@ class Controller:
         workers: int = 8,
         reserved: int = 2,
         urgent: Callable[[str, str], bool] | None = None,
+        unchanged: Callable[[str, str], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 <= reserved < workers:
             raise ValueError("reserved workers must leave at least one for idle work")
         self._reconcile = reconcile
         self._urgent = urgent or (lambda _ns, _name: False)
+        # a resync of an object whose inputs did not change since its last pass is skipped
+        self._unchanged = unchanged or (lambda _ns, _name: False)
         self._clock = clock
         self._workers = workers
         self._reserved = reserved
@@ -198,7 +216,7 @@ class Controller:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _next(self) -> tuple[Key, bool] | None:
+    def _next(self) -> tuple[Key, bool, bool] | None:
         with self._cond:
             while not self._stopped:
                 idle_allowed = self._idle_running < self._workers - self._reserved
@@ -207,17 +225,20 @@ class Controller:
                 if popped is not None:
                     if not popped[1]:
                         self._idle_running += 1
-                    return popped
+                    return popped[0], popped[1], self.queue.resync_only(popped[0])
                 due = self.queue.next_due(idle_allowed)
                 self._cond.wait(None if due is None else max(0.0, due - now))
         return None
 
     def _work(self) -> None:
         while (popped := self._next()) is not None:
-            key, lane = popped
+            key, lane, resync = popped
             failed, outcome = False, None
             try:
-                outcome = self._reconcile(*key)
+                if resync and self._unchanged(*key):
+                    RECONCILES.labels(result="unchanged").inc()
+                else:
+                    outcome = self._reconcile(*key)
             except Exception:
                 failed = True
                 log.exception("reconcile of %s/%s failed", *key)

@@ -161,8 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     api = api_client(settings, me)
     # the informers hold one long watch per kind: a client (connection pool) of their own
     cache = ClusterCache(Kube(api_client(settings, me)), WATCHED, in_scope(settings.namespaces))
-    reconciler = Reconciler(CachedKube(api, cache), settings)
-    controller = Controller(reconciler.reconcile, settings.resync_seconds, urgent=mid_rollout(cache))
+    kube = CachedKube(api, cache)
+    reconciler = Reconciler(kube, settings)
+    controller = Controller(
+        kube.recording(reconciler.reconcile),
+        settings.resync_seconds,
+        urgent=mid_rollout(cache),
+        unchanged=kube.unchanged,  # a resync that finds nothing changed in the cache makes no pass
+    )
     registry = build_registry(controller, api, cache, PolicyWatch(reconciler.policy_usage))
     liveness = (
         f"http://{settings.bind_address}:{settings.health_port}/healthz" if settings.health_port else None

@@ -158,3 +158,54 @@ def test_controller_runs_one_pass_per_object_and_serves_rollouts_while_idle_work
         controller.stop()
     assert passes == expected
     assert overlap == []
+
+
+def test_a_pass_is_resync_only_when_no_event_came_since_the_last_one() -> None:
+    q = queue()
+    q.add(A, now=0.0)
+    q.pop(0.0)
+    assert not q.resync_only(A)  # an event's pass
+    when = q.done(A, now=0.0, outcome=None, failed=False, urgent=False)
+    assert when is not None
+    q.pop(when)
+    assert q.resync_only(A)  # the timer's
+    q.done(A, now=when, outcome=None, failed=False, urgent=False)
+    q.add(A, now=when + 1)  # an event before the next resync
+    q.pop(when + 1)
+    assert not q.resync_only(A)
+    q.done(A, now=when + 1, outcome=5.0, failed=False, urgent=False)
+    q.pop(when + 6)
+    assert not q.resync_only(A)  # asked for by the pass itself (a measurement due): never skipped
+
+
+def test_controller_skips_resyncs_of_unchanged_objects_but_not_events() -> None:
+    passes: list[str] = []
+    asked: list[tuple[str, str]] = []
+    seen = threading.Event()
+
+    def reconcile(namespace: str, name: str) -> float | None:
+        passes.append(name)
+        seen.set()
+        return None
+
+    def unchanged(namespace: str, name: str) -> bool:
+        asked.append((namespace, name))
+        return True
+
+    controller = Controller(reconcile, resync_seconds=0.3, workers=2, reserved=1, unchanged=unchanged)
+    controller.start()
+    try:
+        controller.enqueue("ns", "a")
+        assert seen.wait(5)
+        seen.clear()
+        # resyncs come every ~0.3 s and find nothing changed: no pass
+        deadline = time.monotonic() + 10
+        while len(asked) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(asked) >= 3
+        assert passes == ["a"]
+        controller.enqueue("ns", "a")  # an event still makes a pass
+        assert seen.wait(5)
+    finally:
+        controller.stop()
+    assert passes == ["a", "a"]

@@ -10,8 +10,9 @@ writes at once and a steady state stays at zero writes. Reading a kind that is n
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,15 @@ log = logging.getLogger(__name__)
 
 
 Query = list[tuple[str, str]]
+
+
+Read = tuple[str, Kind, str | None, str]  # ("get", kind, namespace, name) or ("list", ..., selector)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    reads: frozenset[Read]
+    versions: dict[Read, Any]
 
 
 class UncachedRead(LookupError):
@@ -95,6 +105,55 @@ class CachedKube(Kube):
     ) -> None:
         super().__init__(api_client, field_manager, timeout)
         self.cache = cache
+        self._pass = threading.local()  # the reads of the pass running on this thread
+        self._fingerprints: dict[tuple[str, str], Fingerprint] = {}
+        self._lock = threading.Lock()
+
+    # --- what a pass read: a resync of an object whose inputs did not change is skipped ----------
+
+    def recording(self, reconcile: Callable[[str, str], float | None]) -> Callable[[str, str], float | None]:
+        """``reconcile`` that remembers, after each successful pass, the versions of all it read."""
+
+        def recorded(namespace: str, name: str) -> float | None:
+            key = (namespace, name)
+            self._pass.reads = set()
+            try:
+                outcome = reconcile(namespace, name)
+            except BaseException:
+                with self._lock:
+                    self._fingerprints.pop(key, None)
+                raise
+            finally:
+                reads: set[Read] = self._pass.reads
+                self._pass.reads = None
+            fingerprint = Fingerprint(frozenset(reads), self._versions(reads))
+            with self._lock:
+                if outcome is not None and outcome < 0:  # GONE: the object is no more
+                    self._fingerprints.pop(key, None)
+                else:
+                    self._fingerprints[key] = fingerprint
+            return outcome
+
+        return recorded
+
+    def unchanged(self, namespace: str, name: str) -> bool:
+        """Whether nothing the last pass of this object read has changed in the cache since."""
+        with self._lock:
+            fingerprint = self._fingerprints.get((namespace, name))
+        return fingerprint is not None and self._versions(fingerprint.reads) == fingerprint.versions
+
+    def _versions(self, reads: Iterable[Read]) -> dict[Read, Any]:
+        out: dict[Read, Any] = {}
+        for read in reads:
+            verb, kind, namespace, what = read
+            store = self.cache.store(kind)
+            out[read] = store.version(namespace, what) if verb == "get" else store.versions(namespace, what)
+        return out
+
+    def _record(self, read: Read) -> None:
+        reads: set[Read] | None = getattr(self._pass, "reads", None)
+        if reads is not None:
+            reads.add(read)
 
     # --- reads: the cache only -------------------------------------------------------------------
 
@@ -102,10 +161,12 @@ class CachedKube(Kube):
         store = self.cache.store(kind)
         if self.cache.absent(kind):
             return None
+        self._record(("get", kind, namespace, name))
         return store.get(namespace, name)
 
     def list(self, kind: Kind, namespace: str | None, label_selector: str = "") -> list[Body]:
         store = self.cache.store(kind)
+        self._record(("list", kind, namespace, label_selector))
         wanted = set(parse_selector(label_selector))
         missing = [r for r in parse_selector(store.selector) if r not in wanted]
         if missing:

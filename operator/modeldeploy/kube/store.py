@@ -138,6 +138,23 @@ class Store:
             found = [b for b in candidates if all(r.matches(labels_of(b)) for r in requirements)]
             return copy.deepcopy(sorted(found, key=key_of))
 
+    def version(self, namespace: str | None, name: str) -> str | None:
+        """The held object's resourceVersion (None: not held), without copying it."""
+        with self._lock:
+            body = self._objects.get((namespace or "", name))
+            return None if body is None else str((body.get("metadata") or {}).get("resourceVersion"))
+
+    def versions(self, namespace: str | None, selector: str = "") -> tuple[tuple[Key, str], ...]:
+        """(key, resourceVersion) of what ``list`` would return, without copying anything."""
+        requirements = parse_selector(selector)
+        with self._lock:
+            found = [
+                (key_of(b), str((b.get("metadata") or {}).get("resourceVersion")))
+                for b in self._candidates(namespace, requirements)
+                if all(r.matches(labels_of(b)) for r in requirements)
+            ]
+        return tuple(sorted(found))
+
     def keys(self) -> Keys:
         with self._lock:
             return list(self._objects)

@@ -1,0 +1,417 @@
+"""N ModelDeployments in one burst on the local control plane: how close to the floor, how cheap at idle.
+
+    .venv/bin/python bench/scale.py N [--resync 30] [--changes 20] [--idle-seconds 60]
+                                      [--operator-src DIR] [--skip-floor] [--remove-nodes]
+
+The cluster grows kwok nodes (``bench-scale-<i>``, 250 pods each) so N pods fit; they are left in
+place for the next run unless ``--remove-nodes``. Measured in one run:
+
+- floor: the same children the operator would create for N models (ConfigMap, Deployment, Service,
+  built by modeldeploy.children) applied by kubectl with no operator, until every Deployment is Ready;
+- burst: N ModelDeployments applied the same way, until every one says Ready=True; ratio to the floor;
+- operator peak RSS (VmHWM of the process, at the end of the run);
+- idle: once no write has been seen for 10 s, the operator's CPU-seconds per minute and its API
+  requests by verb over ``--idle-seconds`` (counted by the API server itself: an APF FlowSchema per
+  verb for the operator's own ServiceAccount, see tests/modeldeploy_testing/apicount.py);
+- spec change -> new revision Deployment: ``--changes`` models get a new model version, one after
+  the other; the latency is from the patch's answer to the new Deployment's ADDED event on a watch.
+
+``--operator-src DIR``: run the operator package found in DIR/operator (e.g. a git worktree of an
+older commit) instead of this tree's, for before/after figures. JSON on stdout and in
+bench/results/scale-N.json (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+for sub in ("operator", "tests"):
+    sys.path.insert(0, str(REPO / sub))
+
+from kubernetes import client as k8s  # noqa: E402
+from kubernetes import watch as k8s_watch  # noqa: E402
+
+from modeldeploy.api.spec import ModelDeploymentSpec  # noqa: E402
+from modeldeploy.children import (  # noqa: E402
+    BuildSettings,
+    OwnerInfo,
+    build_configmap,
+    build_deployment,
+    build_service,
+    revision_hash,
+)
+from modeldeploy.children.labels import OWNER as OWNER_LABEL  # noqa: E402
+from modeldeploy.children.labels import MANAGED_BY, MANAGER  # noqa: E402
+from modeldeploy.runtimes import get_runtime  # noqa: E402
+from modeldeploy_testing.apicount import ApiRequestCounter, delta  # noqa: E402
+from modeldeploy_testing.cluster import Cluster, connect, poll  # noqa: E402
+from modeldeploy_testing.operator import SERVICE_ACCOUNT, OperatorProcess, install_manifests  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+PODS_PER_NODE = 250
+APPLY_CHUNK = 250
+WRITES = ("create", "update", "patch", "delete")
+
+
+def model_spec(version: str = "7") -> dict[str, Any]:
+    return {
+        "runtime": "triton",
+        "model": {"name": "fraud", "version": version, "storageUri": "s3://models/fraud/7"},
+        "replicas": 1,
+        "resources": {"cpu": "50m", "memory": "64Mi"},
+    }
+
+
+def md_manifest(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modeldeploy.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": model_spec(),
+    }
+
+
+def names(n: int) -> list[str]:
+    return [f"m{i:05d}" for i in range(n)]
+
+
+# --- cluster ------------------------------------------------------------------------------------------
+
+
+def ensure_nodes(cluster: Cluster, models: int) -> int:
+    """kwok nodes for ``models`` one-replica models (the cluster's own nodes stay for the tests)."""
+    count = max(1, math.ceil(models * 1.1 / PODS_PER_NODE))
+    res = {"cpu": "256", "memory": "1Ti", "pods": str(PODS_PER_NODE), "ephemeral-storage": "1Ti"}
+    nodes = []
+    for i in range(count):
+        name = f"bench-scale-{i}"
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {
+                        "type": "kwok",
+                        "modeldeploy.dev/bench": "scale",
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "kubernetes.io/hostname": name,
+                    },
+                },
+                "status": {"capacity": res, "allocatable": res},
+            }
+        )
+    cluster.apply(nodes)
+
+    def ready() -> bool:
+        out = json.loads(
+            cluster.kubectl("get", "nodes", "-l", "modeldeploy.dev/bench=scale", "-o", "json").stdout
+        )
+        ok = [
+            n
+            for n in out["items"]
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+        ]
+        return len(ok) >= count
+
+    poll("bench nodes Ready", ready, timeout=120, interval=1)
+    return count
+
+
+def remove_nodes(cluster: Cluster) -> None:
+    cluster.kubectl("delete", "nodes", "-l", "modeldeploy.dev/bench=scale", "--wait=false", check=False)
+
+
+def new_namespace(cluster: Cluster, prefix: str) -> str:
+    name = f"{prefix}{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", name)
+    poll(
+        f"ServiceAccount default in {name}",
+        lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
+        timeout=60,
+        interval=0.3,
+    )
+    return name
+
+
+def apply_burst(cluster: Cluster, objects: list[dict[str, Any]], namespace: str) -> None:
+    for start in range(0, len(objects), APPLY_CHUNK):
+        chunk = {"apiVersion": "v1", "kind": "List", "items": objects[start : start + APPLY_CHUNK]}
+        cluster.kubectl(
+            "apply", "--server-side", "-n", namespace, "-f", "-", input=json.dumps(chunk), timeout=600
+        )
+
+
+def items(cluster: Cluster, kind: str, namespace: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", kind, "-n", namespace, "-o", "json", timeout=300).stdout
+    found: list[dict[str, Any]] = json.loads(out)["items"]
+    return found
+
+
+def wait_count(what: str, count: int, fn: Any, timeout: float) -> None:
+    last = {"n": -1}
+
+    def done() -> bool:
+        n = fn()
+        if n != last["n"]:
+            print(f"  {what}: {n}/{count}", file=sys.stderr)
+            last["n"] = n
+        return bool(n >= count)
+
+    poll(what, done, timeout=timeout, interval=2)
+
+
+# --- floor ---------------------------------------------------------------------------------------------
+
+
+def floor_children(namespace: str, models: list[str]) -> list[dict[str, Any]]:
+    """What the operator creates for each model's first revision, without the owner reference."""
+    spec = ModelDeploymentSpec.model_validate(model_spec())
+    build = BuildSettings()
+    runtime = get_runtime(spec.runtime)
+    revision = revision_hash(spec, build)
+    out = []
+    for name in models:
+        owner = OwnerInfo("modeldeploy.dev/v1alpha1", "ModelDeployment", name, namespace, "")
+        for obj in (
+            build_configmap(owner, spec, revision, runtime),
+            build_deployment(owner, spec, revision, spec.replicas, runtime, build),
+            build_service(owner, None, runtime, revision),
+        ):
+            obj["metadata"].pop("ownerReferences", None)
+            out.append(obj)
+    return out
+
+
+def measure_floor(cluster: Cluster, models: list[str], timeout: float) -> float:
+    ns = new_namespace(cluster, "bench-floor-")
+    try:
+        started = time.monotonic()
+        apply_burst(cluster, floor_children(ns, models), ns)
+
+        def ready() -> int:
+            return sum(
+                1 for d in items(cluster, "deployments", ns) if (d.get("status") or {}).get("readyReplicas")
+            )
+
+        wait_count("floor Deployments ready", len(models), ready, timeout)
+        return time.monotonic() - started
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+# --- operator ------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def md_ready(md: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (md.get("status") or {}).get("conditions", [])
+    )
+
+
+def wait_quiet(counter: ApiRequestCounter, quiet_for: float, timeout: float) -> float:
+    """Until the operator has written nothing for ``quiet_for`` seconds; returns how long it took."""
+    started = time.monotonic()
+    last = counter.counts()
+    since = time.monotonic()
+    while time.monotonic() - started < timeout:
+        time.sleep(2)
+        now = counter.counts()
+        if any(delta(now, last)[v] for v in WRITES):
+            since = time.monotonic()
+        last = now
+        if time.monotonic() - since >= quiet_for:
+            break
+    return time.monotonic() - started
+
+
+class DeploymentWatch:
+    """When each Deployment of the namespace was first seen (a watch in a thread)."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.seen: dict[str, tuple[float, str]] = {}  # name -> (monotonic, owner)
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, args=(api, namespace), daemon=True)
+        self._thread.start()
+
+    def _run(self, api: Any, namespace: str) -> None:
+        apps = k8s.AppsV1Api(api)
+        while not self._stop:
+            stream = k8s_watch.Watch().stream(
+                apps.list_namespaced_deployment,
+                namespace,
+                label_selector=f"{MANAGED_BY}={MANAGER}",
+                timeout_seconds=60,
+            )
+            for event in stream:
+                obj = event["object"]
+                with self._cond:
+                    if obj.metadata.name not in self.seen:
+                        owner = (obj.metadata.labels or {}).get(OWNER_LABEL, "")
+                        self.seen[obj.metadata.name] = (time.monotonic(), owner)
+                        self._cond.notify_all()
+
+    def new_for(self, owner: str, known: set[str], timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for name, (at, who) in self.seen.items():
+                    if who == owner and name not in known:
+                        return at
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def stop(self) -> None:
+        self._stop = True
+
+
+def spec_changes(cluster: Cluster, namespace: str, models: list[str], changes: int) -> list[float]:
+    api = cluster.api_client()
+    custom = k8s.CustomObjectsApi(api)
+    watcher = DeploymentWatch(api, namespace)
+    poll("deployment watch listed", lambda: len(watcher.seen) >= len(models), timeout=120, interval=0.5)
+    latencies = []
+    step = max(1, len(models) // changes)
+    for i in range(changes):
+        name = models[(i * step) % len(models)]
+        known = {n for n, (_, who) in watcher.seen.items() if who == name}
+        body = {"spec": {"model": {"version": str(100 + i)}}}
+        custom.patch_namespaced_custom_object(
+            "modeldeploy.dev", "v1alpha1", namespace, "modeldeployments", name, body
+        )
+        sent = time.monotonic()
+        at = watcher.new_for(name, known, timeout=120)
+        if at is None:
+            print(f"  change {i}: no new Deployment for {name} within 120 s", file=sys.stderr)
+            continue
+        latencies.append(at - sent)
+        print(f"  change {i}: {name} new revision after {at - sent:.3f}s", file=sys.stderr)
+    watcher.stop()
+    return latencies
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, math.ceil(p / 100 * len(ordered)) - 1)
+    return round(ordered[rank], 3)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    cluster = connect(start=False)
+    models = names(args.n)
+    result: dict[str, Any] = {"models": args.n, "resync_seconds": args.resync}
+    result["bench_nodes"] = ensure_nodes(cluster, args.n)
+    install_manifests(cluster)
+    timeout = max(600.0, args.n * 1.5)
+    if not args.skip_floor:
+        result["floor_seconds"] = round(measure_floor(cluster, models, timeout), 1)
+        print(f"floor: {result['floor_seconds']} s", file=sys.stderr)
+    counter = ApiRequestCounter(cluster, cluster_role=SERVICE_ACCOUNT, prefix="bench-scale")
+    counter.install()
+    ns = new_namespace(cluster, "bench-scale-")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    proc = OperatorProcess(cluster, workdir, resync_seconds=args.resync, extra_args=("--namespace", ns))
+    proc.kubeconfig = counter.kubeconfig(workdir / "counted.kubeconfig")
+    if args.operator_src:
+        os.environ["PYTHONPATH"] = str(Path(args.operator_src).resolve() / "operator")
+        result["operator_src"] = "older tree (--operator-src)"
+    try:
+        proc.start()
+        assert proc.proc is not None
+        pid = proc.proc.pid
+        started = time.monotonic()
+        apply_burst(cluster, [md_manifest(n) for n in models], ns)
+
+        def ready() -> int:
+            return sum(1 for md in items(cluster, "modeldeployments", ns) if md_ready(md))
+
+        wait_count("ModelDeployments Ready", len(models), ready, timeout)
+        result["burst_seconds"] = round(time.monotonic() - started, 1)
+        if "floor_seconds" in result:
+            result["burst_vs_floor"] = round(result["burst_seconds"] / result["floor_seconds"], 3)
+        print(f"burst: {result['burst_seconds']} s", file=sys.stderr)
+        result["settle_seconds"] = round(wait_quiet(counter, quiet_for=10, timeout=300), 1)
+
+        cpu0, calls0, t0 = cpu_seconds(pid), counter.counts(), time.monotonic()
+        time.sleep(args.idle_seconds)
+        cpu1, calls1, t1 = cpu_seconds(pid), counter.counts(), time.monotonic()
+        result["idle_seconds"] = round(t1 - t0, 1)
+        result["idle_cpu_seconds_per_minute"] = round((cpu1 - cpu0) / (t1 - t0) * 60, 3)
+        result["idle_api_requests_by_verb"] = {k: v for k, v in delta(calls1, calls0).items()}
+        print(f"idle: {result['idle_cpu_seconds_per_minute']} CPU-s/min", file=sys.stderr)
+
+        latencies = spec_changes(cluster, ns, models, args.changes)
+        result["spec_change_to_new_deployment_seconds"] = {
+            "changes": args.changes,
+            "observed": len(latencies),
+            "p50": percentile(latencies, 50),
+            "p90": percentile(latencies, 90),
+            "p99": percentile(latencies, 99),
+            "max": round(max(latencies), 3) if latencies else None,
+            "mean": round(statistics.fmean(latencies), 3) if latencies else None,
+        }
+        result["operator_peak_rss_mib"] = round(peak_rss_mib(pid), 1)
+        result["operator_cpu_seconds_total"] = round(cpu_seconds(pid), 1)
+    finally:
+        proc.stop()
+        counter.remove()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        if args.remove_nodes:
+            remove_nodes(cluster)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("n", type=int, help="how many ModelDeployments")
+    p.add_argument("--resync", type=float, default=30.0, help="the operator's --resync-seconds (default 30)")
+    p.add_argument("--changes", type=int, default=20)
+    p.add_argument("--idle-seconds", type=float, default=60.0)
+    p.add_argument("--operator-src", help="a tree whose operator/ package runs instead of this one's")
+    p.add_argument("--skip-floor", action="store_true")
+    p.add_argument("--remove-nodes", action="store_true")
+    p.add_argument("--out", type=Path, help="default bench/results/scale-N.json")
+    args = p.parse_args(argv)
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    out = args.out or RESULTS / f"scale-{args.n}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
