@@ -290,8 +290,8 @@ def test_every_granted_permission_is_used_and_none_is_refused(
     cluster.apply(
         {"apiVersion": API, "kind": "ClusterRolloutPolicy", "metadata": {"name": cluster_policy}, "spec": {}}
     )
-    operator.start()
     try:
+        operator.start()
         cluster.kubectl("label", "namespace", ns, f"modeldeploy.dev/rollout-policy={cluster_policy}")
         cluster.apply(
             {"apiVersion": API, "kind": "RolloutPolicy", "metadata": {"name": "lenient"}, "spec": {}},
