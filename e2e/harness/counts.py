@@ -38,6 +38,10 @@ def _sub(a: Mapping[str, Counts], b: Mapping[str, Counts]) -> dict[str, Counts]:
     return {k: v for k, v in out.items() if v.total}
 
 
+def _sub_ints(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    return {k: v - b.get(k, 0) for k, v in a.items() if v - b.get(k, 0)}
+
+
 @dataclass(frozen=True)
 class Traffic:
     """A snapshot of what the load did; ``later - earlier`` is the traffic in between."""
@@ -52,6 +56,10 @@ class Traffic:
     by_audience: Mapping[str, Mapping[str, Counts]] = field(default_factory=dict)
     mirrored: Mapping[str, Counts] = field(default_factory=dict)  # revision -> mirrored copies
     no_route: int = 0  # no HTTPRoute rule matched (a Gateway answers 404)
+    # HTTPRoute resourceVersion -> audience -> revision -> requests routed while that version was live
+    # (counted when the Gateway picks the pod, so exact per route version); mirrored copies apart
+    routed: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
+    routed_mirrors: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -80,6 +88,13 @@ class Traffic:
             by_audience={k: v for k, v in audiences.items() if v},
             mirrored=_sub(self.mirrored, other.mirrored),
             no_route=self.no_route - other.no_route,
+            routed={
+                v: {a: _sub_ints(revs, other.routed.get(v, {}).get(a, {})) for a, revs in groups.items()}
+                for v, groups in self.routed.items()
+            },
+            routed_mirrors={
+                v: _sub_ints(revs, other.routed_mirrors.get(v, {})) for v, revs in self.routed_mirrors.items()
+            },
         )
 
     def summary(self) -> str:

@@ -165,6 +165,9 @@ class Load:
         self._by_service: dict[str, int] = {}
         self._by_audience: dict[str, dict[str, Counts]] = {}
         self._mirrored: dict[str, Counts] = {}
+        self._routed: dict[str, dict[str, dict[str, int]]] = {}
+        self._routed_mirrors: dict[str, dict[str, int]] = {}
+        self._routes: dict[str, Mapping[str, Any]] = {}
         self._no_endpoints = self._unmapped = self._dropped = self._no_route = 0
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
@@ -218,7 +221,14 @@ class Load:
                 by_audience={k: dict(v) for k, v in self._by_audience.items()},
                 mirrored=dict(self._mirrored),
                 no_route=self._no_route,
+                routed={v: {a: dict(r) for a, r in g.items()} for v, g in self._routed.items()},
+                routed_mirrors={v: dict(r) for v, r in self._routed_mirrors.items()},
             )
+
+    def routes(self) -> dict[str, Mapping[str, Any]]:
+        """Every HTTPRoute version the load routed by, keyed by resourceVersion (see Traffic.routed)."""
+        with self._lock:
+            return dict(self._routes)
 
     @property
     def view(self) -> RoutingView:
@@ -384,6 +394,15 @@ class Load:
                 self._unmapped += 1
             return None
         mirror_targets = [t for t in (self._resolve(a) for a in mirror_addresses) if t is not None]
+        if view.route is not None:
+            version = str((view.route.get("metadata") or {}).get("resourceVersion", "-"))
+            with self._lock:
+                self._routes.setdefault(version, view.route)
+                group = self._routed.setdefault(version, {}).setdefault(audience, {})
+                group[target.revision] = group.get(target.revision, 0) + 1
+                copies = self._routed_mirrors.setdefault(version, {})
+                for t in mirror_targets:
+                    copies[t.revision] = copies.get(t.revision, 0) + 1
         return target, audience, mirror_targets
 
     def _address(self, view: RoutingView, service: str | None) -> str | None:

@@ -245,3 +245,63 @@ def test_a_route_missing_the_canary_backend_is_a_clear_condition(
     c = poll("HTTPRouteNotManageable", reported, timeout=120)
     assert "HTTPRoute bert-route rule 0 has no backendRef to bert-canary" in c["message"]
     assert content(live_route(cluster, ns)) == content(synced)  # untouched
+
+
+AB_AND_SHADOW_STEPS = [
+    {"setMirror": {"percent": 50}},
+    {"pause": {"duration": "4s"}},
+    {
+        "setMatch": {
+            "matches": [
+                {"headers": [{"name": "x-canary", "value": "1"}]},
+                {"cookie": {"name": "c", "value": "b"}},
+            ]
+        }
+    },
+    {"pause": {"duration": "4s"}},
+    {"setWeight": 20},
+    {"pause": {"duration": "4s"}},
+]
+# what a shadow and an A/B step add: a filter on the managed rule, a rule at the end
+TRAFFIC_PATHS = {"/spec/rules/0/filters", "/spec/rules"}
+
+
+def test_ab_and_shadow_add_only_their_filter_and_rule_and_leave_gits_route(
+    cluster: Cluster, namespace: str, operator_log: OperatorProcess, crds: None
+) -> None:
+    ns = namespace
+    git = git_route(ns)
+    argocd_sync(cluster, git)
+    synced = live_route(cluster, ns)
+    cluster.apply(model(ns, "1", AB_AND_SHADOW_STEPS), namespace=ns)
+    first = stable_revision(cluster, ns)
+
+    with RouteWatcher(cluster, ns) as watcher:
+        cluster.apply(model(ns, "2", AB_AND_SHADOW_STEPS), namespace=ns)
+        stable_revision(cluster, ns, replacing=first)
+
+    before = content(synced)
+    changed = {path for seen in watcher.seen for path in differences(before, seen)}
+    assert changed == WEIGHT_PATHS | TRAFFIC_PATHS, changed
+    git_rules = before["spec"]["rules"]
+    mirrored = [s for s in watcher.seen if len(s["spec"]["rules"][0]["filters"]) == 2]
+    assert mirrored, "the shadow step never showed"
+    for seen in mirrored:
+        rule = seen["spec"]["rules"][0]
+        assert rule["filters"][0] == git_rules[0]["filters"][0]
+        assert rule["filters"][1]["type"] == "RequestMirror"
+        assert rule["filters"][1]["requestMirror"]["percent"] == 50
+        assert rule["filters"][1]["requestMirror"]["backendRef"]["name"] == "bert-canary"
+        assert [r["weight"] for r in rule["backendRefs"]] == [100, 0]  # no live weight while shadowing
+    ab = [s for s in watcher.seen if len(s["spec"]["rules"]) == 3]
+    assert ab, "the A/B step never showed"
+    for seen in ab:
+        assert seen["spec"]["rules"][:2] == git_rules  # the user's rules as in Git
+        rule = seen["spec"]["rules"][2]
+        assert rule["name"] == "bert-canary-ab" and rule["backendRefs"][0]["name"] == "bert-canary"
+        assert len(rule["matches"]) == 2  # the user's one match x our two
+        assert all(m["path"] == git_rules[0]["matches"][0]["path"] for m in rule["matches"])
+        assert [len(m["headers"]) for m in rule["matches"]] == [2, 2]  # x-tenant plus ours
+    after = live_route(cluster, ns)
+    assert content(after) == before  # Git's route again, byte for byte
+    assert argocd_diff(cluster, git) == ""
