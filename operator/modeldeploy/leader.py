@@ -31,11 +31,16 @@ LEASE_API_VERSION = "coordination.k8s.io/v1"
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds. Worst-case takeover after a holder dies: ``lease_duration + 2 * retry_period``."""
+    """Seconds. Worst-case takeover after a holder dies: ``lease_duration + 2 * retry_period``.
+
+    The defaults keep that at 10 s, leaving 5 s of a 15 s takeover budget for the new leader's start
+    (kopf, watch caches), for one Lease write per second while leading; client-go's 15/10/2 would take
+    up to 19 s. A renewal request times out after a third of the renew deadline, so a slow API server
+    gets two more tries before the leader gives up."""
 
     lease_duration: float = 8.0
     renew_deadline: float = 6.0
-    retry_period: float = 2.0
+    retry_period: float = 1.0
 
     def problem(self) -> str | None:
         """Why these values cannot give safe election, or None when they can."""

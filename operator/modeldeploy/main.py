@@ -97,8 +97,8 @@ def api_client(settings: Settings, me: str) -> k8s.ApiClient:
 def wait_for_leadership(settings: Settings, me: str) -> LeaderElector | None:
     """Block until this replica holds the Lease (the elector), or None on SIGTERM/SIGINT meanwhile."""
     timing = settings.leader_election_timing
-    # its own connection pool, and requests that give up within a retry period
-    lease_kube = Kube(api_client(settings, me), timeout=timing.retry_period)
+    # its own connection pool, and requests that give up in time for two more tries before the deadline
+    lease_kube = Kube(api_client(settings, me), timeout=timing.renew_deadline / 3)
     store = LeaseStore(lease_kube, settings.leader_election_namespace, settings.leader_election_id)
     elector = LeaderElector(store, me, timing)
     stop = threading.Event()
@@ -142,6 +142,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     me = own_identity(settings)
+    # built before the election (no API call until kopf starts), so a new leader starts at once
+    api = api_client(settings, me)
+    # the informers hold one long watch per kind: a client (connection pool) of their own
+    cache = ClusterCache(Kube(api_client(settings, me)), WATCHED, in_scope(settings.namespaces))
+    kube = CachedKube(api, cache)
+    reconciler = Reconciler(kube, settings)
+    controller = Controller(
+        kube.recording(reconciler.reconcile),
+        settings.resync_seconds,
+        urgent=mid_rollout(cache),
+        unchanged=kube.unchanged,  # a resync that finds nothing changed in the cache makes no pass
+    )
+    registry = build_registry(controller, api, cache, PolicyWatch(reconciler.policy_usage))
     elector: LeaderElector | None = None
     if settings.leader_elect:
         log.info(
@@ -158,18 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         standby_health.shutdown()
         standby_health.server_close()  # kopf's liveness endpoint takes the port over
 
-    api = api_client(settings, me)
-    # the informers hold one long watch per kind: a client (connection pool) of their own
-    cache = ClusterCache(Kube(api_client(settings, me)), WATCHED, in_scope(settings.namespaces))
-    kube = CachedKube(api, cache)
-    reconciler = Reconciler(kube, settings)
-    controller = Controller(
-        kube.recording(reconciler.reconcile),
-        settings.resync_seconds,
-        urgent=mid_rollout(cache),
-        unchanged=kube.unchanged,  # a resync that finds nothing changed in the cache makes no pass
-    )
-    registry = build_registry(controller, api, cache, PolicyWatch(reconciler.policy_usage))
     liveness = (
         f"http://{settings.bind_address}:{settings.health_port}/healthz" if settings.health_port else None
     )
