@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from modeldeploy.children.labels import DEPLOYMENT as OWNER_LABEL
+from modeldeploy.children.labels import OWNER as OWNER_LABEL
 from modeldeploy.children.labels import MANAGED_BY, MANAGER
 from modeldeploy.controller import Controller
 from modeldeploy.kube.cache import ClusterCache, Watched

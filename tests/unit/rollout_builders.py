@@ -100,7 +100,11 @@ class Shell:
         rollout = self.status.rollout
         measured = measurements(rollout.revision, verdicts or []) if rollout else []
         obs = Observations(
-            self.desired, dict(self.pods), measured, Command(*command) if command else None, smoke_test
+            desired_revision=self.desired,
+            revisions=dict(self.pods),
+            measurements=measured,
+            command=Command(*command) if command else None,
+            smoke_test=smoke_test,
         )
         plan = decide(self.spec, self.status, obs, self.now)
         for action in plan.actions:

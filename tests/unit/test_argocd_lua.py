@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modeldeploy.cli.commands import COMMAND_ANNOTATION, VERBS, parse_command
+from modeldeploy.api.command import COMMAND_ANNOTATION, COMMAND_KINDS, parse_command
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +69,9 @@ def test_every_health_state_and_every_testdata_file_has_a_case() -> None:
 
 def test_actions_are_the_plugins_verbs_and_set_its_annotation() -> None:
     folders = {p.parent.name for p in (CUSTOMIZATION / "actions").glob("*/action.lua")}
-    assert folders == set(VERBS)
+    assert folders == set(COMMAND_KINDS)
     actions = yaml.safe_load((CUSTOMIZATION / "actions" / "action_test.yaml").read_text())
-    assert {t["action"] for t in actions["actionTests"]} == set(VERBS)
+    assert {t["action"] for t in actions["actionTests"]} == set(COMMAND_KINDS)
     for case in actions["actionTests"]:
         before = yaml.safe_load((CUSTOMIZATION / "actions" / case["inputPath"]).read_text())
         after = yaml.safe_load((CUSTOMIZATION / "actions" / case["expectedOutputPath"]).read_text())
@@ -169,4 +169,4 @@ def test_argocd_cm_carries_exactly_these_scripts(luatest: Path) -> None:
         == (CUSTOMIZATION / "health.lua").read_text()
     )
     actions = yaml.safe_load(data["resource.customizations.actions.modeldeploy.dev_ModelDeployment"])
-    assert [d["name"] for d in actions["definitions"]] == sorted(VERBS)
+    assert [d["name"] for d in actions["definitions"]] == sorted(COMMAND_KINDS)

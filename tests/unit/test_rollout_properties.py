@@ -365,7 +365,9 @@ def simulate(
             command = last_command if same else Command(tick.command, f"c{i}")
             last_command = command
         if i in lost_writes:
-            obs = Observations(desired, world.observe(), measured, command)
+            obs = Observations(
+                desired_revision=desired, revisions=world.observe(), measurements=measured, command=command
+            )
             lost = decide(spec, status, obs, now)
             world.apply(lost)
             plans.append(lost)

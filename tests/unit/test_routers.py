@@ -10,17 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modeldeploy.api.spec import GatewayApiRouting, ReplicasRouting, TrafficRouting
+from modeldeploy.children import labels, service_name
+from modeldeploy.children.labels import MANAGED_BY, MANAGER
 from modeldeploy.routers import (
-    CANARY_SUFFIX,
-    STABLE_SUFFIX,
     GatewayApiRouter,
     ObservedTraffic,
     Owner,
     ReplicasRouter,
+    canary_service_name,
     gateway_api,
     get_router,
     replicas,
+    stable_service_name,
 )
+from modeldeploy.routers.base import object_labels
 from modeldeploy.routers.replicas import main_service_revision
 
 pytestmark = pytest.mark.unit
@@ -29,8 +32,12 @@ OWNER = Owner(name="bert", namespace="prod", uid="1234-abcd")
 GW = GatewayApiRouting(http_route="bert-route", gateway="public", gateway_namespace="gateways")
 
 
-def test_suffixes_are_the_agreed_ones() -> None:
-    assert (STABLE_SUFFIX, CANARY_SUFFIX) == ("-stable", "-canary")
+def test_backends_are_the_services_children_builds() -> None:
+    assert (stable_service_name("bert"), canary_service_name("bert")) == (
+        service_name("bert", "stable"),
+        service_name("bert", "canary"),
+    )
+    assert object_labels(OWNER)[MANAGED_BY] == MANAGER and object_labels(OWNER)[labels.OWNER] == "bert"
 
 
 def test_factory() -> None:

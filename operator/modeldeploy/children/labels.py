@@ -7,7 +7,7 @@ from collections.abc import Mapping
 NAME = "app.kubernetes.io/name"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 COMPONENT = "app.kubernetes.io/component"
-DEPLOYMENT = "modeldeploy.dev/deployment"
+OWNER = "modeldeploy.dev/deployment"  # the name of the ModelDeployment that owns the object
 REVISION = "modeldeploy.dev/revision"
 RUNTIME = "modeldeploy.dev/runtime"
 ROLE = "modeldeploy.dev/role"
@@ -22,7 +22,7 @@ def common_labels(name: str, runtime: str) -> dict[str, str]:
         NAME: name,
         MANAGED_BY: MANAGER,
         COMPONENT: SERVER_COMPONENT,
-        DEPLOYMENT: name,
+        OWNER: name,
         RUNTIME: runtime,
     }
 
@@ -34,12 +34,22 @@ def revision_labels(name: str, runtime: str, revision: str) -> dict[str, str]:
 
 def selector_all(name: str) -> dict[str, str]:
     """matchLabels for the serving pods of every revision of a ModelDeployment."""
-    return {DEPLOYMENT: name, COMPONENT: SERVER_COMPONENT}
+    return {OWNER: name, COMPONENT: SERVER_COMPONENT}
 
 
 def selector_revision(name: str, revision: str) -> dict[str, str]:
     """matchLabels for the serving pods of one revision."""
     return {**selector_all(name), REVISION: revision}
+
+
+def selector_owned(name: str) -> dict[str, str]:
+    """matchLabels for every object the operator made for one ModelDeployment (what a pass lists)."""
+    return {OWNER: name, MANAGED_BY: MANAGER}
+
+
+def managed(labels: Mapping[str, str] | None) -> bool:
+    """Whether an object with these labels is the operator's (it may delete it)."""
+    return (labels or {}).get(MANAGED_BY) == MANAGER
 
 
 def selector_string(selector: Mapping[str, str]) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from modeldeploy.api.common import parse_duration
 from modeldeploy.cli import render
 from modeldeploy.cli.client import Client, connect
-from modeldeploy.cli.commands import COMMAND_ANNOTATION, VERBS
+from modeldeploy.api.command import COMMAND_ANNOTATION, COMMAND_KINDS
 from modeldeploy.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from modeldeploy.cli.output import FORMATS, console, dump
 from modeldeploy.cli.verbs import control, get, history, watch, why
@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     h = verbs.add_parser("history", parents=[common, output], help="revisions and their outcomes")
     h.add_argument("name")
     verbs.add_parser("why", parents=[common], help="why the last decision was taken").add_argument("name")
-    for verb in VERBS:
+    for verb in COMMAND_KINDS:
         v = verbs.add_parser(verb, parents=[common], help=f"send the {verb} command")
         v.add_argument("name")
         v.add_argument("--force", action="store_true", help="send even when it does not apply now")

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from modeldeploy.api.canary import CanaryTraffic
+from modeldeploy.api.command import COMMAND_KINDS, CommandKind
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, SmokeTestResult
 from modeldeploy.rollout.pod_health import PodProblem
-
-CommandKind = Literal["promote", "promote-full", "abort", "pause", "resume", "retry"]
-COMMAND_KINDS: tuple[CommandKind, ...] = ("promote", "promote-full", "abort", "pause", "resume", "retry")
 
 
 @dataclass(frozen=True)
@@ -152,6 +150,8 @@ class Log:
     fields: Mapping[str, object]
     kind: Literal["Log"] = "Log"
 
+
+__all__ = ["COMMAND_KINDS", "CommandKind"]  # re-exported: the rollout's view of the command API
 
 Action = ScaleRevision | SetWeight | SwitchActive | SetPreview | DeleteRevision | EmitEvent | Log
 

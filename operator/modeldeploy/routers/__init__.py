@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from modeldeploy.api.spec import TrafficRouting
 from modeldeploy.routers.base import (
-    CANARY_SUFFIX,
-    STABLE_SUFFIX,
     ObservedTraffic,
     Owner,
     OwnerLike,
@@ -25,8 +23,6 @@ def get_router(traffic_routing: TrafficRouting) -> Router:
 
 
 __all__ = [
-    "CANARY_SUFFIX",
-    "STABLE_SUFFIX",
     "GatewayApiRouter",
     "ObservedTraffic",
     "Owner",

@@ -9,31 +9,29 @@ A router answers two questions for the rollout shell, without touching the clust
 How many pods each revision gets for a weight is not a router's business: that arithmetic
 (with the GPU surge budget) lives in rollout/replicas.py, the same for every router.
 
-Service names are shared with children/service.py: ``<md>-stable`` and ``<md>-canary``.
+Service names and labels come from children/ (service.py, labels.py), which builds those Services.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from modeldeploy.api.common import API_VERSION
-
-STABLE_SUFFIX: Final = "-stable"
-CANARY_SUFFIX: Final = "-canary"
-MANAGED_BY: Final = "modeldeploy"
-LABEL_DEPLOYMENT: Final = "modeldeploy.dev/deployment"
+from modeldeploy.children import labels
+from modeldeploy.children.service import service_name
 
 Manifest = dict[str, Any]
 
 
 def stable_service_name(md_name: str) -> str:
-    return f"{md_name}{STABLE_SUFFIX}"
+    """The Gateway API stable backend: the Service children/service.py builds for role "stable"."""
+    return service_name(md_name, "stable")
 
 
 def canary_service_name(md_name: str) -> str:
-    return f"{md_name}{CANARY_SUFFIX}"
+    return service_name(md_name, "canary")
 
 
 class OwnerLike(Protocol):
@@ -47,12 +45,12 @@ class OwnerLike(Protocol):
 
 
 def object_labels(owner: OwnerLike) -> dict[str, str]:
-    """Labels on objects a router builds (same keys as children/labels.py)."""
+    """Labels on objects a router builds: the owner's, plus managed-by and owner (children/labels.py)."""
     extra = getattr(owner, "labels", None)
     return {
         **(dict(extra) if isinstance(extra, Mapping) else {}),
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        LABEL_DEPLOYMENT: owner.name,
+        labels.MANAGED_BY: labels.MANAGER,
+        labels.OWNER: owner.name,
     }
 
 

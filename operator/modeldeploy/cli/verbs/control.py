@@ -1,7 +1,7 @@
 """The command verbs: promote, promote-full, abort, pause, resume, retry.
 
 Each writes the one annotation ``modeldeploy.dev/command: <verb>/<nonce>`` (format in
-:mod:`modeldeploy.cli.commands`, mirrored by the Argo CD actions) and never the spec. Before writing,
+:mod:`modeldeploy.api.command`, mirrored by the Argo CD actions) and never the spec. Before writing,
 the plugin checks that the verb means something now (``promote`` with nothing rolling out, ``resume``
 when not paused ... are refused with one line) and sends the patch only against the state it checked:
 the patch carries that resourceVersion, and a conflict (the operator wrote status meanwhile) re-reads
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modeldeploy.cli.client import Client
-from modeldeploy.cli.commands import COMMAND_ANNOTATION, ParsedCommand
+from modeldeploy.api.command import COMMAND_ANNOTATION, ParsedCommand, parse_command
 from modeldeploy.cli.errors import CliError
 from modeldeploy.cli.objects import read_md
 from modeldeploy.cli.view import in_flight, observed
@@ -67,7 +67,7 @@ def run(client: Client, namespace: str, name: str, verb: str, force: bool = Fals
         why = None if force else refusal(verb, md)
         if why:
             raise CliError(f"{verb} refused: {why}")
-        command = ParsedCommand(verb, str(time.time_ns()))
+        command = parse_command(f"{verb}/{time.time_ns()}")
         metadata: dict[str, Any] = {"annotations": {COMMAND_ANNOTATION: command.value}}
         if not force:
             metadata["resourceVersion"] = md["metadata"]["resourceVersion"]

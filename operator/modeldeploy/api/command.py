@@ -4,19 +4,28 @@
 value it consumed in ``status.rollout.lastCommand``), so re-applying the same annotation - or Argo CD
 re-syncing the object - never repeats a promotion. Annotations outside the Git manifest do not show
 as drift in Argo CD's three-way diff, and the spec stays exactly as Git has it.
+
+The CLI writes these values (``kubectl modeldeploy promote``), the operator reads them: both use
+this module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, TypeGuard
 
 COMMAND_ANNOTATION = "modeldeploy.dev/command"
-VERBS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
+CommandKind = Literal["promote", "promote-full", "abort", "pause", "resume", "retry"]
+COMMAND_KINDS: tuple[CommandKind, ...] = ("promote", "promote-full", "abort", "pause", "resume", "retry")
+
+
+def is_command_kind(verb: str) -> TypeGuard[CommandKind]:
+    return verb in COMMAND_KINDS
 
 
 @dataclass(frozen=True)
 class ParsedCommand:
-    verb: str
+    verb: CommandKind
     nonce: str
 
     @property
@@ -31,8 +40,10 @@ class CommandError(ValueError):
 def parse_command(value: str) -> ParsedCommand:
     """``"promote/1732550000"`` -> ParsedCommand; a value without a nonce is refused."""
     verb, sep, nonce = value.strip().partition("/")
-    if verb not in VERBS:
-        raise CommandError(f"unknown command {verb!r} in {COMMAND_ANNOTATION}: use one of {', '.join(VERBS)}")
+    if not is_command_kind(verb):
+        raise CommandError(
+            f"unknown command {verb!r} in {COMMAND_ANNOTATION}: use one of {', '.join(COMMAND_KINDS)}"
+        )
     if not sep or not nonce:
         raise CommandError(
             f"{COMMAND_ANNOTATION}={value!r} needs a nonce so it runs once: e.g. {verb}/$(date +%s)"
