@@ -40,6 +40,16 @@ def crds(cluster: Cluster) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
 
 
+MIB = 1024 * 1024
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {}
+    for _ in range(depth):
+        node = {"x": node}
+    return node
+
+
 # (id, path, value, words the API server's message must contain)
 CASES: list[tuple[str, str, Any, list[str]]] = [
     ("unknown runtime", "spec.runtime", "onnx", ["spec.runtime", "Unsupported value"]),
@@ -146,6 +156,35 @@ CASES: list[tuple[str, str, Any, list[str]]] = [
         ["credentialsSecret does not apply to pvc://"],
     ),
     ("over-long name", "metadata.name", "m" * 41, ["at most 40 characters"]),
+    # fault matrix row 9 (docs/faults.md): sizes are bounded by the schema, so no object can grow
+    # without limit in etcd, in the operator's caches or in its status
+    ("1 MiB smoke test body", "spec.smokeTest", {"body": "x" * MIB}, ["spec.smokeTest.body", "Too long"]),
+    (
+        "1 MiB storage URI",
+        "spec.model.storageUri",
+        "s3://models/" + "a" * MIB,
+        ["spec.model.storageUri", "Too long"],
+    ),
+    ("1 MiB image", "spec.image", "registry.local/" + "a" * MIB, ["spec.image", "Too long"]),
+    (
+        "10,000 canary steps",
+        "spec.rollout",
+        {"canary": {"steps": [{"setWeight": 1}] * 10_000}},
+        ["spec.rollout.canary.steps", "Too many", "at most 32 items"],
+    ),
+    (
+        "10,000 guardrails",
+        "spec.rollout",
+        {"analysis": {"guardrails": [{"name": f"g{i}", "query": "up", "max": 1} for i in range(10_000)]}},
+        ["spec.rollout.analysis.guardrails", "Too many", "at most 16 items"],
+    ),
+    (
+        "1 MiB guardrail query",
+        "spec.rollout",
+        {"analysis": {"guardrails": [{"name": "q", "query": "up" + " " * MIB, "max": 1}]}},
+        ["spec.rollout.analysis.guardrails[0].query", "Too long"],
+    ),
+    ("deep nesting", "spec.model.runtimeConfig", _nested(200), ['unknown field "spec.model.runtimeConfig.x']),
 ]
 
 
