@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.handlers import MANAGED_SELECTOR
+from modeldeploy.kube.cache import CachedKube, ClusterCache, Watched
+from modeldeploy.kube.rest import CONFIGMAP, Kube
 from modeldeploy_testing.apicount import READS, ApiRequestCounter, as_json, delta
 from modeldeploy_testing.cluster import Cluster, poll
 from modeldeploy_testing.operator import SERVICE_ACCOUNT, OperatorProcess, install_manifests
@@ -127,3 +130,36 @@ def test_idle_operator_reads_nothing_and_repairs_hand_edits_from_watch_events(
     )
     poll("HPA repaired", lambda: get(cluster, ns, "hpa", names[1])["spec"]["maxReplicas"] == 3, timeout=30)
     assert proc.metric("modeldeploy_reconciles_total") > 0
+
+
+def test_the_cache_holds_its_own_writes_at_once_and_their_watch_echo_is_no_change(
+    cluster: Cluster, cache_namespace: str, api: Any
+) -> None:
+    ns = cache_namespace
+    managed = {"app.kubernetes.io/managed-by": "modeldeploy"}
+    changes: list[tuple[str | None, str]] = []
+    cache = ClusterCache(Kube(api), [Watched(CONFIGMAP, MANAGED_SELECTOR)], in_scope=lambda n: n == ns)
+    cache.start(lambda _kind, type_, change: changes.append((type_, change.object["metadata"]["name"])))
+    try:
+        assert cache.wait_synced(30)
+        kube = CachedKube(api, cache)
+        written = kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "written", "namespace": ns, "labels": managed},
+                "data": {"k": "v"},
+            }
+        )
+        held = kube.get(CONFIGMAP, ns, "written")  # no wait: the write's answer is in the cache
+        assert held is not None
+        assert held["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
+        cluster.kubectl("create", "configmap", "by-hand", "-n", ns)
+        cluster.kubectl("label", "configmap", "by-hand", "-n", ns, "app.kubernetes.io/managed-by=modeldeploy")
+        # watch events come in resourceVersion order: once the later one is seen, the echo was handled
+        poll("the hand-made ConfigMap seen", lambda: ("ADDED", "by-hand") in changes, timeout=30)
+        assert ("ADDED", "written") not in changes, changes
+        assert kube.delete(CONFIGMAP, ns, "written")
+        assert kube.get(CONFIGMAP, ns, "written") is None
+    finally:
+        cache.stop()
