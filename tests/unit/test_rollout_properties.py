@@ -429,8 +429,6 @@ def test_a_pass_killed_before_its_status_write_is_recorded_once(
             said = event.message if event.reason == "StepAdvanced" else event.reason
             told[said] += 1
             assert told[said] == 1, f"{said!r} recorded twice in one rollout"
-    stable = run.status.stable_revision
-    assert stable is not None and run.world.workloads[stable].ready == spec.replicas
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

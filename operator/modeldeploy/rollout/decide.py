@@ -22,7 +22,6 @@ from datetime import datetime
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Phase, RolloutState
 from modeldeploy.rollout.assessment import (
-    clear_for_resume,
     collecting,
     culprit,
     describe,
@@ -31,6 +30,7 @@ from modeldeploy.rollout.assessment import (
     overall_verdict,
     record,
 )
+from modeldeploy.rollout.commands import apply_command, command_id, refuse_promote
 from modeldeploy.rollout.conditions import ConditionStatus, set_condition
 from modeldeploy.rollout.gates import (
     DEADLINE_REASON,
@@ -43,20 +43,17 @@ from modeldeploy.rollout.gates import (
 from modeldeploy.rollout.record import with_identities
 from modeldeploy.rollout.replicas import ScaleAction, plan_scaling, surge_limit
 from modeldeploy.rollout.state import (
-    PROMOTING,
-    SCALE_DOWN,
     Outcome,
     Pass,
     clip,
     counters,
+    finished,
     judge_analysis,
-    mark_aborted,
     short,
 )
 from modeldeploy.rollout.strategies import STRATEGIES, strategy_of
 from modeldeploy.rollout.types import (
     Action,
-    Command,
     Log,
     Observations,
     Plan,
@@ -64,8 +61,6 @@ from modeldeploy.rollout.types import (
     SetWeight,
     SwitchActive,
 )
-
-COMMAND_ID_LIMIT = 128
 
 
 def decide(
@@ -83,11 +78,11 @@ def decide(
         return _finish(ctx, status, stable, None, history, model_version)
     rollout, history = _measure(ctx, rollout, history)
     checked = _fail_fast(ctx, stable, rollout)
-    rollout = _command(ctx, stable, checked, rolled_back_now=checked.aborted and not rollout.aborted)
+    rollout = apply_command(ctx, stable, checked, rolled_back_now=checked.aborted and not rollout.aborted)
     rollout, hold = _gates(ctx, stable, rollout)
     outcome = Outcome(rollout) if hold else strategy_of(rollout).advance(ctx, rollout, stable)
     if ctx.pending_promote is not None:
-        _refuse_promote(ctx, outcome.state or rollout)
+        refuse_promote(ctx, outcome.state or rollout)
     if outcome.promoted:
         stable, model_version = rollout.revision, spec.model.version
     return _finish(ctx, status, stable, outcome.state, history, model_version)
@@ -114,15 +109,10 @@ def _first_revision(ctx: Pass, status: ModelDeploymentStatus) -> Plan:
 # --- 2. which revision is rolling out ------------------------------------------------------------
 
 
-def _finished(st: RolloutState, stable: str) -> bool:
-    """A blue-green rollout whose revision is already stable (only the old colour is left)."""
-    return st.stage == SCALE_DOWN and st.revision == stable and not st.aborted
-
-
 def _reconcile_revision(ctx: Pass, stable: str, st: RolloutState | None) -> RolloutState | None:
     desired = ctx.obs.desired_revision
     if desired == stable:
-        if st is None or _finished(st, stable):
+        if st is None or finished(st, stable):
             return st
         if not st.aborted:
             strategy_of(st).undo_traffic(ctx, st, stable)
@@ -135,7 +125,7 @@ def _reconcile_revision(ctx: Pass, stable: str, st: RolloutState | None) -> Roll
         return None
     if st is not None and st.revision == desired:
         return st
-    if st is not None and not st.aborted and not _finished(st, stable):
+    if st is not None and not st.aborted and not finished(st, stable):
         strategy_of(st).undo_traffic(ctx, st, stable)
         _, where = strategy_of(st).progress(ctx, st)
         ctx.event(
@@ -158,7 +148,7 @@ def _start(ctx: Pass, revision: str, stable: str) -> RolloutState:
     )
     st = STRATEGIES[strategy].start(ctx, revision, stable)
     command = ctx.obs.command
-    return st.model_copy(update={"last_command": command.id[:COMMAND_ID_LIMIT] if command else None})
+    return st.model_copy(update={"last_command": command_id(command) if command else None})
 
 
 # --- 3. measurements -----------------------------------------------------------------------------
@@ -225,7 +215,7 @@ def _fail_fast(ctx: Pass, stable: str, st: RolloutState) -> RolloutState:
 def _gates(ctx: Pass, stable: str, st: RolloutState) -> tuple[RolloutState, bool]:
     """The progress deadline, then the smoke test (see :mod:`modeldeploy.rollout.gates`);
     ``hold``: the strategy takes no step this pass."""
-    if st.aborted or _finished(st, stable):
+    if st.aborted or finished(st, stable):
         return st, False
     undo = strategy_of(st).undo_traffic
     st = check_deadline(ctx, st, stable, undo)
@@ -233,87 +223,6 @@ def _gates(ctx: Pass, stable: str, st: RolloutState) -> tuple[RolloutState, bool
         return st, False
     st, hold = check_smoke_test(ctx, st, stable, undo)
     return st, hold and not st.aborted
-
-
-# --- 4. commands ---------------------------------------------------------------------------------
-
-
-def _command(ctx: Pass, stable: str, st: RolloutState, rolled_back_now: bool) -> RolloutState:
-    """Apply a new command once. One that arrives in the pass that rolled the rollout back was
-    meant for the rollout as it was, so it is consumed without effect (even ``retry``)."""
-    command = ctx.obs.command
-    if command is None or command.id[:COMMAND_ID_LIMIT] == st.last_command:
-        return st
-    st = st.model_copy(update={"last_command": command.id[:COMMAND_ID_LIMIT]})
-    if _finished(st, stable):
-        return _ignore(ctx, command, st, "the rollout is complete")
-    if rolled_back_now:
-        return _ignore(ctx, command, st, "the rollout was rolled back in this pass")
-    if st.aborted:
-        if command.kind != "retry":
-            return _ignore(ctx, command, st, f"the rollout of {short(st.revision)} was aborted; use retry")
-        ctx.event(
-            "Normal", "RolloutRetried", f"retrying {short(st.revision)} from the first step ({command.id})"
-        )
-        fresh = STRATEGIES[ctx.spec.rollout.strategy].start(ctx, st.revision, stable)
-        return fresh.model_copy(update={"last_command": st.last_command})
-    return _apply(ctx, stable, st, command)
-
-
-def _apply(ctx: Pass, stable: str, st: RolloutState, command: Command) -> RolloutState:
-    kind = command.kind
-    if kind == "abort":
-        strategy_of(st).undo_traffic(ctx, st, stable)
-        ctx.event(
-            "Warning", "RolloutAborted", f"aborted by command: weight 0, rolling back to {short(stable)}"
-        )
-        return mark_aborted(ctx, st, f"aborted by command {command.id}")
-    if kind == "pause":
-        if st.paused:
-            return st
-        ctx.event("Normal", "RolloutPaused", f"rollout of {short(st.revision)} paused by command")
-        return st.model_copy(update={"paused": True, "pause_reason": "paused by command"})
-    if kind == "resume":
-        if not st.paused:
-            return _ignore(ctx, command, st, "the rollout is not paused")
-        ctx.event(
-            "Normal", "RolloutResumed", f"rollout of {short(st.revision)} resumed (was: {st.pause_reason})"
-        )
-        analysis = clear_for_resume(st.analysis) if st.analysis is not None else None
-        return st.model_copy(update={"paused": False, "pause_reason": None, "analysis": analysis})
-    if kind == "promote-full" and ctx.obs.promote_full_forbidden_by:
-        return _ignore(ctx, command, st, f"forbidden by {ctx.obs.promote_full_forbidden_by}")
-    if kind == "promote-full":
-        ctx.event(
-            "Warning",
-            "PromotedFull",
-            f"promote-full: remaining steps and analysis of {short(st.revision)} skipped",
-        )
-        return st.model_copy(
-            update={
-                "stage": PROMOTING,
-                "paused": False,
-                "pause_reason": None,
-                "analysis": None,
-                "step_started_at": ctx.stamp,
-            }
-        )
-    if kind == "promote":
-        ctx.pending_promote = command.id
-        return st
-    return _ignore(ctx, command, st, "the rollout was not aborted")
-
-
-def _ignore(ctx: Pass, command: Command, st: RolloutState, why: str) -> RolloutState:
-    ctx.event("Warning", "CommandIgnored", f"{command.kind} ({command.id}) ignored: {why}")
-    return st
-
-
-def _refuse_promote(ctx: Pass, st: RolloutState) -> None:
-    ctx.pending_promote = None
-    _, where = strategy_of(st).progress(ctx, st)
-    why = "nothing it can skip now (only promote-full skips an analysis)"
-    ctx.event("Warning", "CommandIgnored", f"promote ignored at {where}: {why}")
 
 
 # --- 6. status -----------------------------------------------------------------------------------
@@ -328,11 +237,11 @@ def _finish(
     model_version: str | None,
 ) -> Plan:
     scaling, st = _scaling(ctx, stable, st)
-    in_flight = st is not None and not st.aborted and not _finished(st, stable)
+    in_flight = st is not None and not st.aborted and not finished(st, stable)
     condition = _progressing(ctx, stable, st)
     phase = _phase(ctx, status.phase, stable, st)
     stable_since = None
-    if st is None or _finished(st, stable):
+    if st is None or finished(st, stable):
         stable_since = unready_since(ctx.observed(stable), status.stable_unready_since, ctx.stamp)
         if past_deadline(ctx.spec, stable_since, ctx.now):
             message = deadline_message(ctx, stable)
@@ -384,7 +293,7 @@ def _scaling(
 
 
 def _phase(ctx: Pass, previous: Phase, stable: str, st: RolloutState | None) -> Phase:
-    if st is not None and not _finished(st, stable):
+    if st is not None and not finished(st, stable):
         if st.aborted:
             return "RolledBack"
         if st.paused or strategy_of(st).waiting_for_promote(ctx.spec, st):
@@ -396,7 +305,7 @@ def _phase(ctx: Pass, previous: Phase, stable: str, st: RolloutState | None) -> 
 
 
 def _progressing(ctx: Pass, stable: str, st: RolloutState | None) -> tuple[ConditionStatus, str, str]:
-    if st is None or _finished(st, stable):
+    if st is None or finished(st, stable):
         ready = f"{ctx.ready(stable)}/{ctx.spec.replicas} ready"
         if ctx.full(stable):
             return "True", "NewRevisionAvailable", f"revision {short(stable)} serves all traffic ({ready})"

@@ -89,6 +89,11 @@ class Pass:
         return taken
 
 
+def finished(st: RolloutState, stable: str) -> bool:
+    """A blue-green rollout whose revision is already stable (only the old colour is left)."""
+    return st.stage == SCALE_DOWN and st.revision == stable and not st.aborted
+
+
 def fresh_counters(ctx: Pass) -> AnalysisCounters:
     return AnalysisCounters(started_at=ctx.stamp)
 
