@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -337,10 +338,15 @@ class Run:
 
 
 def simulate(
-    spec: ModelDeploymentSpec, script: list[Tick], roundtrip: bool, lost_writes: frozenset[int] = frozenset()
+    spec: ModelDeploymentSpec,
+    script: list[Tick],
+    roundtrip: bool,
+    lost_writes: frozenset[int] = frozenset(),
+    after_pass: Callable[[Plan, World, datetime], None] | None = None,
 ) -> Run:
     """Run ``script``; a pass whose index is in ``lost_writes`` acts but its status is never stored
-    (the operator was killed): it is decided again, from the same status, a second later."""
+    (the operator was killed): it is decided again, from the same status, a second later.
+    ``after_pass`` sees each stored pass's plan and the world its actions left."""
     status, world, checker = ModelDeploymentStatus(), World(), Checker(spec)
     now, desired, made, last_command = T0, "r0", 0, None
     limit = surge_limit(spec)
@@ -382,6 +388,8 @@ def simulate(
         if limit is not None:  # property 7
             assert world.in_use() <= limit, (world.workloads, limit)
         checker.check(status, obs, plan, world)
+        if after_pass is not None:
+            after_pass(plan, world, now)
         stored = ModelDeploymentStatus.model_validate(plan.status.wire())
         assert stored == plan.status  # the status is valid and loses nothing through the API
         status = stored if roundtrip else plan.status
