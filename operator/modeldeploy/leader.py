@@ -31,7 +31,8 @@ LEASE_API_VERSION = "coordination.k8s.io/v1"
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds. Worst-case takeover after a holder dies: ``lease_duration + 2 * retry_period``.
+    """Seconds. Worst-case takeover after a holder dies: ``lease_duration + 2 * retry_period``, plus
+    the requests' latency.
 
     The defaults keep that at 10 s, leaving 5 s of a 15 s takeover budget for the new leader's start
     (kopf, watch caches), for one Lease write per second while leading; client-go's 15/10/2 would take
@@ -63,7 +64,7 @@ class Timing:
     @property
     def worst_case_takeover(self) -> float:
         """Kill → lease seen expired and taken: the last renewal is seen up to one retry late, and
-        expiry is noticed at the next retry after it."""
+        expiry is noticed at the next retry after it (request latency not counted)."""
         return self.lease_duration + 2 * self.retry_period
 
 
