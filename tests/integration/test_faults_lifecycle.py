@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,38 +18,23 @@ from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
     FAULT_NAMESPACE_PREFIX,
     INTERVAL_S,
     PASSING_GUARDRAIL,
+    PAUSE_STEPS,
     children,
     command,
     event_reasons,
     fault_namespace,
     fault_operator,
     healthy_proxy,
+    healthz,
     md_manifest,
     md_status,
+    mid_rollout,
     prometheus_proxy,
     wait_canary,
     wait_stable,
-    wait_step,
 )
 from modeldeploy_testing.operator import OperatorProcess
 from modeldeploy_testing.prometheus_proxy import PrometheusProxy
-
-PAUSE_STEPS = [{"setWeight": 50}, {"pause": {}}]  # waits at step 1 until promoted
-
-
-def mid_rollout(cluster: Cluster, ns: str, name: str) -> tuple[str, str]:
-    """A ModelDeployment whose second revision waits at its pause step (50% of the pods)."""
-    cluster.apply(md_manifest(name, "1", PAUSE_STEPS), namespace=ns)
-    stable = wait_stable(cluster, ns, name)
-    cluster.apply(md_manifest(name, "2", PAUSE_STEPS), namespace=ns)
-    canary = wait_canary(cluster, ns, name)
-    wait_step(cluster, ns, name, 1)
-    return stable, canary
-
-
-def healthz(op: OperatorProcess) -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{op.health_port}/healthz", timeout=5) as r:
-        return bool(r.status == 200)
 
 
 def log_lines_about(op: OperatorProcess, since: int, text: str) -> list[str]:

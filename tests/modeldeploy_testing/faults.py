@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,9 @@ PASSING_GUARDRAIL: dict[str, Any] = {
     "max": 1,
     "samplesQuery": "vector(100)",
 }
+
+
+PAUSE_STEPS: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]  # waits at step 1 until promoted
 
 
 def md_manifest(
@@ -205,3 +209,20 @@ def fault_operator(
 def fault_namespace(request: pytest.FixtureRequest, cluster: Cluster, api: Any) -> Iterator[str]:
     """A fresh ``fault-<test>-<rand>`` namespace (the fault operator's), deleted afterwards."""
     yield from _test_namespace(request, cluster, api, FAULT_NAMESPACE_PREFIX)
+
+
+def mid_rollout(
+    cluster: Cluster, ns: str, name: str, steps: list[dict[str, Any]] = PAUSE_STEPS, **kw: Any
+) -> tuple[str, str]:
+    """A ModelDeployment whose second revision has reached step 1 of ``steps``: (stable, canary)."""
+    cluster.apply(md_manifest(name, "1", steps, **kw), namespace=ns)
+    stable = wait_stable(cluster, ns, name)
+    cluster.apply(md_manifest(name, "2", steps, **kw), namespace=ns)
+    canary = wait_canary(cluster, ns, name)
+    wait_step(cluster, ns, name, 1)
+    return stable, canary
+
+
+def healthz(op: OperatorProcess) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{op.health_port}/healthz", timeout=5) as r:
+        return bool(r.status == 200)
