@@ -130,10 +130,12 @@ class Reconciler:
             log.warning("ignored command: %s", command.refused, extra={"md": name})
         runtime = get_runtime(spec.runtime)
         due_smoke_test = smoke_test_due(spec, status, revisions)
+        measurements, sequential_check = self.observer.measurements(spec, status, namespace, name, now)
         observations = Observations(
             desired_revision=gated.target,
             revisions=revisions,
-            measurements=self.observer.measurements(spec, status, namespace, name, now),
+            measurements=measurements,
+            sequential_check=sequential_check,
             command=command.command,
             smoke_test=self.observer.smoke_test(spec, runtime, due_smoke_test, observed, now),
             promote_full_forbidden_by=policy.promote_full_forbidden_by,

@@ -18,7 +18,7 @@ from modeldeploy.kube.rest import DEPLOYMENT, HTTPROUTE, POD, Body, Kube
 from modeldeploy.observability import MEASUREMENTS
 from modeldeploy.policy.lookup import Outcome, evaluate
 from modeldeploy.policy.usage import PolicyUsage
-from modeldeploy.rollout import measurement_due
+from modeldeploy.rollout import measurement_due, sequential_check_due
 from modeldeploy.rollout.observed import ObservedChildren
 from modeldeploy.runtimes.base import Runtime
 from modeldeploy.settings import Settings
@@ -58,15 +58,24 @@ class Observer:
         namespace: str,
         name: str,
         now: datetime,
-    ) -> list[Measurement]:
-        """The guardrails' results when :func:`measurement_due` says a measurement is due, else []."""
-        if status.rollout is None or not measurement_due(spec, status, now):
-            return []
+    ) -> tuple[list[Measurement], bool]:
+        """The guardrails' results when :func:`measurement_due` says a measurement is due, only the
+        sequential guardrails' when :func:`sequential_check_due` says a check between measurements
+        is, else []; and whether they are such a check."""
+        analysis = spec.rollout.analysis
+        check = False
+        if status.rollout is None:
+            return [], False
+        if not measurement_due(spec, status, now):
+            if not sequential_check_due(spec, status, now):
+                return [], False
+            sequential = [g for g in analysis.guardrails if g.sequential is not None]
+            analysis, check = analysis.model_copy(update={"guardrails": sequential}), True
         rollout = status.rollout
         try:
             results = measure(
                 self.prometheus,
-                spec.rollout.analysis,
+                analysis,
                 spec.runtime,
                 namespace,
                 name,
@@ -85,7 +94,7 @@ class Observer:
             ]
         for m in results:
             MEASUREMENTS.labels(verdict=m.verdict).inc()
-        return results
+        return results, check
 
     def smoke_test(
         self,
