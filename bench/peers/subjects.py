@@ -41,10 +41,11 @@ class Timing:
 
 
 FASTEST: Final = Timing("fastest", 10, defaults=False)
+SCRAPE_INTERVAL_S: Final = 2  # the local Prometheus' scrape interval (e2e/localcluster/prometheus.py)
 # Flagger: analysis.interval 1m (its documented default), threshold 5 (its Gateway API tutorial's; the CRD
 # requires one); Argo Rollouts has no default interval
 # (an unset one measures once), so it gets Flagger's 1m, failureLimit 0 (its default);
-# modeldeploy: interval 15s, failureLimit 2.
+# modeldeploy: interval 15s, failureLimit 2, sequentialInterval 5s.
 DEFAULTS: Final = Timing("defaults", 60, defaults=True)
 
 
@@ -342,6 +343,10 @@ class ModelDeploymentSubject(Subject):
         analysis: dict[str, Any] = {"window": WINDOW, "guardrails": [guardrail]}
         if not self.timing.defaults:
             analysis.update(interval=f"{self.timing.interval_s}s", failureLimit=1)
+            if self.sequential:
+                # its fastest legal setting: a check per Prometheus scrape (2 s here), which an
+                # anytime-valid test allows; the interval stays the peers' 10 s
+                analysis.update(sequentialInterval=f"{SCRAPE_INTERVAL_S}s")
         return {
             "apiVersion": "modeldeploy.dev/v1alpha1",
             "kind": "ModelDeployment",
