@@ -17,8 +17,8 @@ from typing import Any
 
 import kopf
 
-from modeldeploy.children.labels import OWNER as OWNER_LABEL
 from modeldeploy.children.labels import MANAGED_BY, MANAGER
+from modeldeploy.children.labels import OWNER as OWNER_LABEL
 from modeldeploy.controller import Controller
 from modeldeploy.kube.cache import ClusterCache, Watched
 from modeldeploy.kube.rest import (

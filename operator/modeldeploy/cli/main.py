@@ -20,10 +20,10 @@ import json
 import sys
 from collections.abc import Sequence
 
+from modeldeploy.api.command import COMMAND_ANNOTATION, COMMAND_KINDS
 from modeldeploy.api.common import parse_duration
 from modeldeploy.cli import render
 from modeldeploy.cli.client import Client, connect
-from modeldeploy.api.command import COMMAND_ANNOTATION, COMMAND_KINDS
 from modeldeploy.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from modeldeploy.cli.output import FORMATS, console, dump
 from modeldeploy.cli.verbs import control, get, history, watch, why

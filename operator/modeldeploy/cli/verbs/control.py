@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from modeldeploy.cli.client import Client
 from modeldeploy.api.command import COMMAND_ANNOTATION, ParsedCommand, parse_command
+from modeldeploy.cli.client import Client
 from modeldeploy.cli.errors import CliError
 from modeldeploy.cli.objects import read_md
 from modeldeploy.cli.view import in_flight, observed
