@@ -5,6 +5,12 @@ operator default), the model (name, version, storageUri, credentialsSecret, runt
 rendered runtime config files (so a template change is a new revision too), resources,
 serviceAccountName, disableAuth. Replicas, autoscaling and rollout settings are left out: scaling
 or re-tuning a rollout never starts a new one.
+
+The model and resources enter the hash as the user wrote them: fields equal to their defaults are
+left out, so neither the API server's schema defaults nor a field with a default that a later
+operator version adds changes the hash of an existing object (an operator upgrade must not start a
+rollout of every model: flagger#1673). What such a field does to the pods shows in the rendered
+config files, which are hashed as rendered.
 """
 
 from __future__ import annotations
@@ -13,12 +19,30 @@ import hashlib
 import json
 from typing import Any
 
+from modeldeploy.api.common import ApiModel
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.children.settings import BuildSettings
 from modeldeploy.children.storage import pvc_source
 from modeldeploy.runtimes import get_runtime
 
 REVISION_LENGTH = 10
+
+
+def _as_written(model: ApiModel) -> dict[str, Any]:
+    """The fields that differ from their defaults (recursively, camelCase); an object left with no
+    such field is left out too."""
+    return _drop_empty(model.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json"))
+
+
+def _drop_empty(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            value = _drop_empty(value)
+            if not value:
+                continue
+        out[key] = value
+    return out
 
 
 def revision_inputs(spec: ModelDeploymentSpec, settings: BuildSettings | None = None) -> dict[str, Any]:
@@ -30,9 +54,9 @@ def revision_inputs(spec: ModelDeploymentSpec, settings: BuildSettings | None = 
         "runtime": spec.runtime,
         "image": runtime.image(spec, settings.images),
         "storageInitializerImage": settings.initializer_image() if remote else None,
-        "model": spec.model.wire(),
+        "model": _as_written(spec.model),
         "config": runtime.render_config(spec),
-        "resources": spec.resources.wire(),
+        "resources": _as_written(spec.resources),
         "serviceAccountName": spec.service_account_name,
         "disableAuth": spec.disable_auth,
     }

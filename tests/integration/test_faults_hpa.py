@@ -1,0 +1,148 @@
+"""Fault matrix row 12 (docs/faults.md): the HPA scales the ModelDeployment while a canary runs.
+
+The operator builds one HPA per ModelDeployment, aimed at its scale subresource (children/hpa.py): the
+HPA sets ``spec.replicas`` and the operator splits it between revisions. The real HPA controller of
+the local controller-manager (sync every 5 s) does the scaling here. The local cluster has no metrics
+pipeline (kwok pods use no CPU), so the HPA is moved by its bounds: raising ``minReplicas`` mid-canary
+makes the controller scale the ModelDeployment up through the subresource, as a load spike would.
+
+What the HPA reads back matters (argo-rollouts #2857, #4607, #4847): ``status.replicas`` of the scale
+subresource is the HPA's ``currentReplicas``; counting the canary's extra pods in it feeds them back
+into the next desired count, and the ratchet ends at ``maxReplicas``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from modeldeploy_testing.cluster import Cluster, poll
+from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
+    PAUSE_STEPS,
+    fault_namespace,
+    fault_operator,
+    get_json,
+    md_manifest,
+    md_status,
+    prometheus_proxy,
+    wait_canary,
+    wait_stable,
+    wait_step,
+)
+from modeldeploy_testing.operator import OperatorProcess
+
+MAX_SURGE_GPUS = 1
+BEFORE, AFTER = 1, 2  # replicas before and after the HPA scales (1 GPU each): at most 3 GPUs in use
+
+
+def gpu_manifest(
+    name: str, version: str, min_replicas: int, router: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    body = md_manifest(name, version, PAUSE_STEPS, replicas=BEFORE)
+    spec = body["spec"]
+    spec["resources"]["gpu"] = {"count": 1}
+    spec["autoscaling"] = {
+        "minReplicas": min_replicas,
+        "maxReplicas": 8,
+        "metrics": [{"cpu": {"averageUtilization": 70}}],
+    }
+    spec["rollout"]["maxSurgeGPUs"] = MAX_SURGE_GPUS
+    if router is not None:
+        spec["rollout"]["trafficRouting"] = router
+    return body
+
+
+class GpuWatch:
+    """The most GPUs this ModelDeployment's pods held at once (terminating pods included)."""
+
+    def __init__(self, cluster: Cluster, ns: str, name: str) -> None:
+        self.cluster, self.ns, self.name = cluster, ns, name
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> GpuWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.3):
+            pods = get_json(
+                self.cluster, "pods", "-n", self.ns, "-l", f"modeldeploy.dev/deployment={self.name}"
+            )
+            held = sum(
+                int(c["resources"].get("limits", {}).get("nvidia.com/gpu", 0))
+                for p in pods["items"]
+                if p["status"].get("phase") not in ("Succeeded", "Failed")
+                for c in p["spec"]["containers"]
+            )
+            self.peak = max(self.peak, held)
+
+
+def scale_subresource(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "md", name, "-n", ns, "--subresource=scale", "-o", "json")
+    body: dict[str, Any] = json.loads(out.stdout)
+    return body
+
+
+@pytest.fixture
+def gpu_room(cluster: Cluster) -> Iterator[None]:
+    """Skip rather than fail when other tests hold the simulated GPUs this one needs."""
+    pods = get_json(cluster, "pods", "-A", "--field-selector", "status.phase!=Succeeded,status.phase!=Failed")
+    held = sum(
+        int(c["resources"].get("limits", {}).get("nvidia.com/gpu", 0))
+        for p in pods["items"]
+        for c in p["spec"]["containers"]
+    )
+    if held > 8 - (AFTER + MAX_SURGE_GPUS):
+        pytest.skip(f"{held} of the cluster's 8 simulated GPUs are held by other tests")
+    yield
+
+
+def test_hpa_scaling_mid_canary_keeps_weight_and_gpu_budget(
+    cluster: Cluster,
+    fault_namespace: str,  # noqa: F811
+    fault_operator: OperatorProcess,  # noqa: F811
+    gpu_room: None,
+) -> None:
+    ns = fault_namespace
+    cluster.apply(gpu_manifest("scaled", "1", min_replicas=BEFORE), namespace=ns)
+    wait_stable(cluster, ns, "scaled")
+    poll(
+        "HPA created", lambda: cluster.kubectl("get", "hpa", "scaled", "-n", ns, check=False).returncode == 0
+    )
+    with GpuWatch(cluster, ns, "scaled") as gpus:
+        cluster.apply(gpu_manifest("scaled", "2", min_replicas=BEFORE), namespace=ns)
+        canary = wait_canary(cluster, ns, "scaled")
+        wait_step(cluster, ns, "scaled", 1)
+        assert md_status(cluster, ns, "scaled")["canaryWeight"] == 50
+        # the HPA controller scales the ModelDeployment up through the scale subresource
+        cluster.apply(gpu_manifest("scaled", "2", min_replicas=AFTER), namespace=ns)
+        poll(
+            f"HPA scaled the ModelDeployment to {AFTER}",
+            lambda: get_json(cluster, "md", "scaled", "-n", ns)["spec"]["replicas"] == AFTER,
+            timeout=90,
+        )
+
+        def split_again() -> dict[str, Any] | None:
+            st = md_status(cluster, ns, "scaled")
+            return st if st.get("readyReplicas") == AFTER and st.get("canaryWeight") == 50 else None
+
+        st = poll(f"{AFTER} ready pods, half of them canary", split_again, timeout=120)
+    assert st["canaryRevision"] == canary and st["currentStep"] == 1  # the rollout did not move
+    assert gpus.peak <= AFTER + MAX_SURGE_GPUS, gpus.peak  # the budget held at every moment
+    # what the HPA reads back is the size it set, not stable + canary: no feedback into its next count
+    scale = scale_subresource(cluster, ns, "scaled")
+    assert scale["status"]["replicas"] == scale["spec"]["replicas"] == AFTER, scale
+    hpa = get_json(cluster, "hpa", "scaled", "-n", ns)
+    assert hpa["status"].get("desiredReplicas") == hpa["status"].get("currentReplicas") == AFTER, hpa[
+        "status"
+    ]
