@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modeldeploy.analysis.sequential import Increment
 from modeldeploy.analysis.sequential_guardrail import judge
@@ -168,3 +170,54 @@ def test_an_errored_sequential_check_changes_nothing() -> None:
         h.spec, h.status, Observations(h.desired, dict(h.pods), [error], sequential_check=True), h.now
     )
     assert plan.status.rollout is not None and plan.status.rollout.analysis == before
+
+
+# Per pass: seconds since the last one, and the counts it brings (canary requests, errors; stable
+# requests, errors). The shell asks for a measurement or a check exactly when the schedule says so.
+PASSES = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=20),
+        st.integers(min_value=0, max_value=60),
+        st.integers(min_value=0, max_value=60),
+        st.integers(min_value=0, max_value=300),
+        st.integers(min_value=0, max_value=30),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(passes=PASSES)
+def test_checks_never_count_measurements_and_any_evidence_of_regression_rolls_back_that_pass(
+    passes: list[tuple[int, int, int, int, int]],
+) -> None:
+    h = canary_at_analysis(duration="10m")
+    measured = 0
+    for seconds, c_req, c_err, s_req, s_err in passes:
+        h.now += timedelta(seconds=seconds)
+        full = measurement_due(h.spec, h.status, h.now)
+        check = sequential_check_due(h.spec, h.status, h.now)
+        assert not (full and check)  # one or the other, never both
+        rollout = h.status.rollout
+        assert rollout is not None
+        results = []
+        if full or check:
+            prior = next(iter(rollout.analysis.sequential), None) if rollout.analysis else None
+            increment = Increment(c_req + c_err, min(c_err, c_req + c_err), s_req + s_err, s_err)
+            results = [judge(SEQ, "r1", increment, prior, "q", rfc3339(h.now))]
+            measured += full
+        obs = Observations(h.desired, dict(h.pods), results, sequential_check=check)
+        plan = decide(h.spec, h.status, obs, h.now)
+        for action in plan.actions:
+            h.apply(action)
+        h.status = plan.status
+        regressed = any(r.evidence is not None and r.evidence.decision == "Regression" for r in results)
+        if regressed:
+            assert h.status.phase == "RolledBack" and h.status.stable_revision == "r0"
+            return
+        assert h.status.stable_revision == "r0"  # nothing promotes within the 10 min analysis
+        st_now = h.status.rollout
+        assert st_now is not None and st_now.analysis is not None
+        assert st_now.analysis.measurements == measured
+        assert st_now.analysis.failures == 0
