@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from modeldeploy.analysis.prometheus import PrometheusClient
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus
-from modeldeploy.children import BuildSettings, revision_hash
+from modeldeploy.children import BuildSettings, revision_for
 from modeldeploy.controller import GONE
 from modeldeploy.kube.rest import MODELDEPLOYMENT, Body, Kube, KubeError
 from modeldeploy.observability import RECONCILE_SECONDS, RECONCILES, forget_status, record_status
@@ -122,7 +122,8 @@ class Reconciler:
         policy = self.observer.policy(spec, md.get("spec") or {}, namespace, name)
         spec, blockers = policy.spec, [Blocker(reason, message) for reason, message in policy.problems]
         observed = self.observer.children(namespace, name)
-        desired = revision_hash(spec, self.build)
+        in_use = (status.stable_revision, status.rollout.revision if status.rollout else None)
+        desired = revision_for(spec, self.build, in_use)
         gated = gate(desired, status.stable_revision, blockers)
         revisions = observed.observations()
         command = pending_command(md["metadata"].get("annotations"), status)

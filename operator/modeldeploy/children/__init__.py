@@ -5,7 +5,7 @@ from modeldeploy.children.deployment import build_deployment, deployment_name
 from modeldeploy.children.hpa import build_hpa
 from modeldeploy.children.labels import selector_all, selector_revision, selector_string
 from modeldeploy.children.owner import OwnerInfo
-from modeldeploy.children.revision import revision_hash
+from modeldeploy.children.revision import revision_for, revision_hash
 from modeldeploy.children.service import build_service, service_name
 from modeldeploy.children.settings import BuildSettings
 
@@ -18,6 +18,7 @@ __all__ = [
     "build_service",
     "configmap_name",
     "deployment_name",
+    "revision_for",
     "revision_hash",
     "selector_all",
     "selector_revision",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from modeldeploy.api.common import ApiModel
@@ -45,26 +46,51 @@ def _drop_empty(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def revision_inputs(spec: ModelDeploymentSpec, settings: BuildSettings | None = None) -> dict[str, Any]:
-    """The canonical document the hash is taken over (exposed for debugging and tests)."""
+def revision_inputs(
+    spec: ModelDeploymentSpec, settings: BuildSettings | None = None, *, as_written: bool = True
+) -> dict[str, Any]:
+    """The canonical document the hash is taken over (exposed for debugging and tests).
+
+    ``as_written=False``: model and resources as stored, defaults included (how earlier operator
+    versions hashed them, see :func:`revision_for`).
+    """
     settings = settings or BuildSettings()
+    fields = _as_written if as_written else ApiModel.wire
     runtime = get_runtime(spec.runtime)
     remote = pvc_source(spec.model.storage_uri) is None
     return {
         "runtime": spec.runtime,
         "image": runtime.image(spec, settings.images),
         "storageInitializerImage": settings.initializer_image() if remote else None,
-        "model": _as_written(spec.model),
+        "model": fields(spec.model),
         "config": runtime.render_config(spec),
-        "resources": _as_written(spec.resources),
+        "resources": fields(spec.resources),
         "serviceAccountName": spec.service_account_name,
         "disableAuth": spec.disable_auth,
     }
 
 
-def revision_hash(spec: ModelDeploymentSpec, settings: BuildSettings | None = None) -> str:
+def revision_hash(
+    spec: ModelDeploymentSpec, settings: BuildSettings | None = None, *, as_written: bool = True
+) -> str:
     """10 hex chars of sha256 over canonical JSON of :func:`revision_inputs`."""
     canonical = json.dumps(
-        revision_inputs(spec, settings), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        revision_inputs(spec, settings, as_written=as_written),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def revision_for(
+    spec: ModelDeploymentSpec, settings: BuildSettings | None, known: Iterable[str | None]
+) -> str:
+    """The revision of ``spec``: its hash, unless one of the ``known`` revisions (the stable one,
+    the one rolling out) is this same pod template under the name earlier operator versions gave it
+    (model and resources hashed with their defaults). Then that name is kept, so the upgrade that
+    changed how revisions are hashed starts no rollout either; the next change of the spec gets a
+    name of the current kind."""
+    current = revision_hash(spec, settings)
+    earlier = revision_hash(spec, settings, as_written=False)
+    return earlier if earlier != current and earlier in set(known) else current
