@@ -6,12 +6,15 @@ How a ModelDeployment finds its policy, and how defaults and limits apply, is to
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
 from modeldeploy.api.common import ApiModel, Duration
 from modeldeploy.api.spec import CanaryStep, Guardrail, RuntimeName, StorageScheme
+
+# A bucket (at most 63 characters) or a claim name (253), optionally followed by a prefix's `*`.
+BucketPattern = Annotated[str, Field(max_length=254)]
 
 # Namespace labels a platform team sets (namespace users normally cannot edit their namespace).
 NAMESPACE_POLICY_LABEL: Final = "modeldeploy.dev/rollout-policy"
@@ -85,7 +88,7 @@ class PolicyLimits(ApiModel):
     allowed_storage_schemes: list[StorageScheme] | None = Field(
         None, max_length=8, description="Storage URI schemes allowed."
     )
-    allowed_buckets: list[str] | None = Field(
+    allowed_buckets: list[BucketPattern] | None = Field(
         None,
         max_length=64,
         description=(
