@@ -12,6 +12,8 @@ What the load generator needs of Gateway API v1.4 ``HTTPRoute`` semantics:
   matches; ties go to the earlier rule, then the earlier match.
 * **backends**: Service backendRefs with their weights (a missing weight counts 1; weight 0 never
   gets a request; no weight > 0: the Gateway answers 500 itself).
+* **cookies**: a backendRef's ``ResponseHeaderModifier`` that adds ``Set-Cookie`` sets that cookie
+  in the client's jar when the request is answered by that backend (a session-affinity cookie);
 * **mirrors**: ``RequestMirror`` filters of the chosen rule: ``percent`` (or ``fraction``; neither:
   every request) of the requests are copied to the mirror's Service; its answers are discarded.
 
@@ -48,17 +50,23 @@ class Request:
 
 @dataclass(frozen=True)
 class Audience:
-    """A group of simulated users: ``share`` of the requests carry these headers and cookies."""
+    """A group of simulated users: ``share`` of the requests carry these headers and cookies.
+
+    ``users`` > 0: that many users, taking turns, each with a cookie jar that keeps the cookies the
+    Gateway's answers set (``jar``); their requests are counted per user (``<name>/<i>``).
+    """
 
     name: str
     share: float
     headers: Mapping[str, str] = field(default_factory=dict)
     cookies: Mapping[str, str] = field(default_factory=dict)
+    users: int = 0
 
-    def request(self, path: str, method: str = "POST") -> Request:
+    def request(self, path: str, method: str = "POST", jar: Mapping[str, str] | None = None) -> Request:
         headers = dict(self.headers)
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        cookies = {**self.cookies, **(jar or {})}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         return Request(path=path, method=method, headers=headers)
 
 
@@ -75,6 +83,7 @@ class RuleChoice:
     rule: int
     backends: tuple[tuple[str, int], ...]
     mirrors: tuple[Mirror, ...] = ()
+    set_cookies: tuple[tuple[str, str, str], ...] = ()  # (Service, cookie name, value) its answers set
 
 
 def _path_rank(match: Mapping[str, Any], path: str) -> tuple[int, int] | None:
@@ -156,11 +165,12 @@ def _mirror_percent(mirror: Mapping[str, Any]) -> float:
 def rule_choice(route: Mapping[str, Any], index: int) -> RuleChoice:
     """The weighted Service backends and mirror filters of rule ``index``."""
     rule = ((route.get("spec") or {}).get("rules") or [])[index]
-    backends = []
+    backends, cookies = [], []
     for ref in rule.get("backendRefs") or []:
         if _is_service(ref):
             w = ref.get("weight", DEFAULT_BACKEND_WEIGHT)
             backends.append((str(ref["name"]), w if isinstance(w, int) and w > 0 else 0))
+            cookies += [(str(ref["name"]), *c) for c in _set_cookies(ref.get("filters") or [])]
     mirrors = []
     for f in rule.get("filters") or []:
         if f.get("type") == "RequestMirror":
@@ -168,7 +178,21 @@ def rule_choice(route: Mapping[str, Any], index: int) -> RuleChoice:
             ref = mirror.get("backendRef") or {}
             if _is_service(ref) and ref.get("name"):
                 mirrors.append(Mirror(str(ref["name"]), _mirror_percent(mirror)))
-    return RuleChoice(index, tuple(backends), tuple(mirrors))
+    return RuleChoice(index, tuple(backends), tuple(mirrors), tuple(cookies))
+
+
+def _set_cookies(filters: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(name, value) of the cookies ResponseHeaderModifier filters set (``Set-Cookie: n=v; ...``)."""
+    out = []
+    for f in filters:
+        if f.get("type") != "ResponseHeaderModifier":
+            continue
+        modifier = f.get("responseHeaderModifier") or {}
+        for header in [*(modifier.get("add") or []), *(modifier.get("set") or [])]:
+            if str(header.get("name", "")).lower() == "set-cookie" and "=" in str(header.get("value", "")):
+                name, _, rest = str(header["value"]).partition("=")
+                out.append((name.strip(), rest.split(";", 1)[0].strip()))
+    return out
 
 
 def services(route: Mapping[str, Any]) -> set[str]:

@@ -155,6 +155,9 @@ class Load:
         self._rule_pickers: dict[tuple[int, tuple[tuple[str, int], ...]], SmoothWeightedRoundRobin] = {}
         self._mirror_credit: dict[tuple[int, str], Accumulator] = {}
         self._audiences = {a.name: a for a in audiences}
+        self._jars: dict[str, dict[str, str]] = {}  # "<audience>/<i>" -> that user's cookies
+        self._turn: dict[str, int] = {}
+        self._history: dict[str, list[tuple[str, str]]] = {}  # user -> (route version, revision)
         scaled = [(a.name, round(a.share * 1000)) for a in audiences]
         self._audience_picker = SmoothWeightedRoundRobin(
             [*scaled, (EVERYONE, 1000 - sum(w for _, w in scaled))]
@@ -224,6 +227,11 @@ class Load:
                 routed={v: {a: dict(r) for a, r in g.items()} for v, g in self._routed.items()},
                 routed_mirrors={v: dict(r) for v, r in self._routed_mirrors.items()},
             )
+
+    def history(self) -> dict[str, list[tuple[str, str]]]:
+        """Per simulated user (``<audience>/<i>``): (route version, revision) of each request, in order."""
+        with self._lock:
+            return {user: list(h) for user, h in self._history.items()}
 
     def routes(self) -> dict[str, Mapping[str, Any]]:
         """Every HTTPRoute version the load routed by, keyed by resourceVersion (see Traffic.routed)."""
@@ -365,11 +373,17 @@ class Load:
             view = self._view
             audience = self._audience_picker.next() or EVERYONE
             mirrors: list[str] = []
+            who = self._audiences.get(audience)
+            user = None
+            if who is not None and who.users > 0:
+                turn = self._turn.get(audience, 0)
+                self._turn[audience] = turn + 1
+                user = f"{audience}/{turn % who.users}"
+            jar = self._jars.setdefault(user, {}) if user else None
             if view.route is None:
                 service = self._picker.next()
             else:
-                who = self._audiences.get(audience)
-                request = who.request(view.path) if who else Request(view.path)
+                request = who.request(view.path, jar=jar) if who else Request(view.path)
                 rule = select_rule(view.route, request)
                 if rule is None:
                     self._no_route += 1
@@ -379,6 +393,9 @@ class Load:
                 if key not in self._rule_pickers:
                     self._rule_pickers[key] = SmoothWeightedRoundRobin(choice.backends)
                 service = self._rule_pickers[key].next()
+                for svc, name, value in choice.set_cookies:
+                    if jar is not None and svc == service:
+                        jar[name] = value  # the answer's Set-Cookie, kept by the user's client
                 for m in choice.mirrors:
                     if self._mirror_credit.setdefault((rule, m.service), Accumulator()).take(m.percent):
                         mirrors.append(m.service)
@@ -398,7 +415,9 @@ class Load:
             version = str((view.route.get("metadata") or {}).get("resourceVersion", "-"))
             with self._lock:
                 self._routes.setdefault(version, view.route)
-                group = self._routed.setdefault(version, {}).setdefault(audience, {})
+                if user is not None:
+                    self._history.setdefault(user, []).append((version, target.revision))
+                group = self._routed.setdefault(version, {}).setdefault(user or audience, {})
                 group[target.revision] = group.get(target.revision, 0) + 1
                 copies = self._routed_mirrors.setdefault(version, {})
                 for t in mirror_targets:

@@ -79,13 +79,13 @@ def git_route(ns: str, md: str) -> dict[str, Any]:
     }
 
 
-def model(md: str, version: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+def model(md: str, version: str, steps: list[dict[str, Any]], **canary: Any) -> dict[str, Any]:
     body = manifest(
         md,
         version,
         gpu=False,
         analysis=ANALYSIS,
-        canary={"steps": steps},
+        canary={"steps": steps, **canary},
         trafficRouting={"gatewayAPI": {"httpRoute": f"{md}-route", "ruleName": "serving"}},
     )
     body["spec"]["replicas"] = 2
@@ -118,13 +118,19 @@ def env(
         e.close()
 
 
-def start(env: Env, md: str, steps: list[dict[str, Any]]) -> tuple[str, Load, dict[str, Any]]:
+def start(
+    env: Env,
+    md: str,
+    steps: list[dict[str, Any]],
+    audiences: tuple[Audience, ...] = (INSIDERS,),
+    **canary: Any,
+) -> tuple[str, Load, dict[str, Any]]:
     """Git's route and version 1 (stable), then the load with its insiders; returns the stable."""
     env.cluster.apply(git_route(env.ns, md), namespace=env.ns)
     git = live_route(env.cluster, env.ns, md)
-    env.deploy(model(md, "1", steps))
+    env.deploy(model(md, "1", steps, **canary))
     stable = env.stable(md)
-    load = Load(env.world, env.ns, md, rps=20, audiences=[INSIDERS]).start()
+    load = Load(env.world, env.ns, md, rps=20, audiences=audiences).start()
     env.loads.append(load)
     load.wait_for_requests(20)
     return stable, load, git
@@ -262,3 +268,29 @@ def test_a_bad_shadow_is_removed_before_any_user_reaches_it(env: Env) -> None:
     assert traffic.mirrored.get(canary) is not None and traffic.mirrored[canary].error > 0, traffic.summary()
     assert {"ShadowStarted", "ShadowFailed", "RolledBack"} <= set(rec.reasons())
     assert "WeightChanged" not in rec.reasons()
+
+
+def test_session_affinity_keeps_users_the_weights_sent_to_the_canary_there(env: Env) -> None:
+    md = "sticky"
+    steps = [{"setWeight": 20}, {"analysis": {"duration": "9s"}}]
+    affinity = {"sessionAffinity": {"cookieName": "canary-session", "maxAge": "1h"}}
+    users = Audience("users", 1.0, users=20)
+    old, load, git = start(env, md, steps, audiences=(users,), **affinity)
+    rec = env.record(md)
+    env.deploy(model(md, "2", steps, **affinity))
+    canary = env.canary(md)
+    assert env.stable(md, timeout=180) == canary != old
+    back_to_git(env, md, git)
+
+    routes = load.routes()
+    sticky_on, switched = 0, 0
+    for user, history in load.history().items():
+        during = [rev for version, rev in history if route_kind(routes[version], md) == "ab"]
+        if canary in during:
+            first = during.index(canary)
+            assert set(during[first:]) == {canary}, f"{user} left the canary: {during}"  # sticky
+            sticky_on += 1
+            switched += first > 0
+    assert sticky_on >= 2, load.history()  # users the 20% weight sent to the canary stayed there
+    assert switched >= 1, load.history()  # some were on stable first: the weight, not the cookie, chose
+    assert "RolloutPromoted" in rec.reasons()

@@ -18,9 +18,14 @@ __all__ = ["crds"]  # the fixture, shared with test_bad_input
 GATEWAY = {"gatewayAPI": {"httpRoute": "fraud-route"}}
 
 
-def with_steps(steps: list[dict[str, Any]], routing: dict[str, Any] | None = None) -> dict[str, Any]:
+def with_steps(
+    steps: list[dict[str, Any]], routing: dict[str, Any] | None = None, affinity: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body = copy.deepcopy(GOOD)
-    body["spec"]["rollout"] = {"trafficRouting": routing or GATEWAY, "canary": {"steps": steps}}
+    canary: dict[str, Any] = {"steps": steps}
+    if affinity is not None:
+        canary["sessionAffinity"] = affinity
+    body["spec"]["rollout"] = {"trafficRouting": routing or GATEWAY, "canary": canary}
     return body
 
 
@@ -32,12 +37,17 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "A/B with the replicas router",
         with_steps([header_match({"name": "x-canary", "value": "1"})], {"replicas": {}}),
-        ["spec.rollout.canary.steps", "need trafficRouting.gatewayAPI"],
+        ["spec.rollout.canary", "need trafficRouting.gatewayAPI"],
     ),
     (
         "shadow with the replicas router",
         with_steps([{"setMirror": {"percent": 10}}], {"replicas": {}}),
-        ["spec.rollout.canary.steps", "need trafficRouting.gatewayAPI"],
+        ["spec.rollout.canary", "need trafficRouting.gatewayAPI"],
+    ),
+    (
+        "session affinity with the replicas router",
+        with_steps([{"setWeight": 10}], {"replicas": {}}, {"cookieName": "canary-session"}),
+        ["spec.rollout.canary", "sessionAffinity need trafficRouting.gatewayAPI"],
     ),
     (
         "header name with a space",

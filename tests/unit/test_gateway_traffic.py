@@ -10,7 +10,7 @@ import jsonpatch
 import pytest
 from pydantic import ValidationError
 
-from modeldeploy.api.canary import CanaryTraffic, CookieMatch, HeaderMatch, RequestMatch
+from modeldeploy.api.canary import CanaryTraffic, CookieMatch, HeaderMatch, RequestMatch, SessionCookie
 from modeldeploy.api.spec import GatewayApiRouting, ModelDeploymentSpec
 from modeldeploy.routers import GatewayApiRouter, Owner, gateway_api
 from modeldeploy.routers.gateway_traffic import ab_rule_name, contains
@@ -263,3 +263,54 @@ def test_spec_refuses_bad_ab_and_shadow_steps(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         spec(steps, routing)
+
+
+SESSION = CanaryTraffic(
+    session=SessionCookie(name="canary-session", value="b2c3d4e5f6", max_age_seconds=3600)
+)
+
+
+def test_session_affinity_sets_a_cookie_on_canary_answers_and_routes_it_back_to_the_canary() -> None:
+    before = user_route()
+    during = patched(before, SESSION, weight=20)
+    managed = during["spec"]["rules"][1]
+    assert [r["weight"] for r in managed["backendRefs"]] == [80, 20]
+    assert "filters" not in managed["backendRefs"][0]  # stable's answers set nothing
+    assert managed["backendRefs"][1]["filters"] == [
+        {
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {
+                "add": [{"name": "Set-Cookie", "value": "canary-session=b2c3d4e5f6; Max-Age=3600; Path=/"}]
+            },
+        }
+    ]
+    sticky = during["spec"]["rules"][2]
+    assert sticky["name"] == "bert-canary-ab"
+    assert {h["value"] for m in sticky["matches"] for h in m["headers"]} == {
+        r"^(.*;\s*)?canary\-session=b2c3d4e5f6(;.*)?$"
+    }
+    assert sticky["backendRefs"] == [{"name": "bert-canary", "port": 8000, "weight": 1}]  # no cookie filter
+    assert patched(during, SESSION, weight=20) == during  # holds
+    back = patched(patched(during, None, weight=100), None, canary=False)
+    back["metadata"]["resourceVersion"] = "41"
+    assert back == before  # promotion: Git's route again
+
+
+def test_session_cookie_next_to_a_users_own_response_header_filter_is_refused() -> None:
+    route = user_route()
+    route["spec"]["rules"][1]["backendRefs"][1]["filters"] = [
+        {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x", "value": "y"}]}}
+    ]
+    with pytest.raises(gateway_api.RouteNotManageable, match="cannot be repeated"):
+        gateway_api.weight_patch(route, "bert", None, canary=True, weight=20, traffic=SESSION)
+
+
+def test_operators_own_route_with_session_affinity() -> None:
+    router = GatewayApiRouter(GatewayApiRouting(http_route="bert-route"))
+    (route,) = router.objects(
+        OWNER, stable_revision="a1", canary_revision="b2", weight=20, port=8000, traffic=SESSION
+    )
+    sticky, weighted = route["spec"]["rules"]
+    assert sticky["name"] == "bert-canary-ab" and "filters" not in sticky["backendRefs"][0]
+    assert weighted["backendRefs"][1]["filters"][0]["type"] == "ResponseHeaderModifier"
+    assert gateway_api.reached_weight(route, "bert") == 20

@@ -10,7 +10,7 @@ import pytest
 from harness.counts import EVERYONE, Counts, Traffic
 from harness.gateway import Accumulator, Audience, Mirror, Request, rule_choice, select_rule, services
 from harness.load import inference_path
-from modeldeploy.api.canary import CanaryTraffic, CookieMatch, HeaderMatch, RequestMatch
+from modeldeploy.api.canary import CanaryTraffic, CookieMatch, HeaderMatch, RequestMatch, SessionCookie
 from modeldeploy.routers import gateway_api
 
 pytestmark = pytest.mark.unit
@@ -161,3 +161,28 @@ def test_inference_path_follows_the_runtime() -> None:
     assert inference_path({"spec": {"runtime": "triton", "model": {"name": "m"}}}) == INFER
     assert inference_path({"spec": {"runtime": "torchserve", "model": {"name": "m"}}}) == "/predictions/m"
     assert inference_path(None) == "/"
+
+
+def test_a_backends_set_cookie_is_kept_by_the_users_client_and_matched_next_time() -> None:
+    git = route(
+        {
+            "backendRefs": [
+                {"name": "m-stable", "port": 8000, "weight": 80},
+                {"name": "m-canary", "port": 8000, "weight": 20},
+            ]
+        }
+    )
+    git["metadata"]["resourceVersion"] = "1"
+    cookie = SessionCookie(name="canary-session", value="b2", max_age_seconds=60)
+    live = jsonpatch.apply_patch(
+        git,
+        gateway_api.weight_patch(
+            git, "m", None, canary=True, weight=20, traffic=CanaryTraffic(session=cookie)
+        ),
+    )
+    weighted = rule_choice(live, 0)
+    assert weighted.set_cookies == (("m-canary", "canary-session", "b2"),)  # only the canary's answers
+    users = Audience("users", 1.0, users=3)
+    assert select_rule(live, users.request(INFER)) == 0  # no cookie yet: the weights decide
+    assert select_rule(live, users.request(INFER, jar={"canary-session": "b2"})) == 1  # sticky rule
+    assert select_rule(live, users.request(INFER, jar={"canary-session": "a1"})) == 0  # an old canary's

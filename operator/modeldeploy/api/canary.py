@@ -210,31 +210,59 @@ def _default_steps() -> list[CanaryStep]:
     ]
 
 
+class SessionAffinity(ApiModel):
+    """Sticky canary sessions (weighted steps, gatewayAPI only): a user the weights sent to the canary
+    gets a cookie, and requests carrying it keep going to the canary until the rollout ends."""
+
+    cookie_name: str = Field(
+        ..., min_length=1, max_length=64, pattern=COOKIE_NAME, description="Name of the session cookie."
+    )
+    max_age: Duration = Field("24h", description="The cookie's Max-Age.")
+
+
 class CanaryStrategy(ApiModel):
     steps: list[CanaryStep] = Field(
         default_factory=_default_steps,
         max_length=32,
         description="Steps walked in order; 100% is reached by promotion after the last step.",
     )
+    session_affinity: SessionAffinity | None = Field(
+        None, description="gatewayAPI only: keep a user the weights sent to the canary on the canary."
+    )
 
 
 # CEL on spec.rollout: the Gateway API steps need the gatewayAPI router.
 GATEWAY_ONLY_STEPS_RULE = cel(
-    "has(self.trafficRouting.gatewayAPI) || !has(self.canary) || !has(self.canary.steps) || "
-    "self.canary.steps.all(s, !has(s.setMatch) && !has(s.setMirror))",
-    "setMatch (A/B) and setMirror (shadow) steps need trafficRouting.gatewayAPI: an HTTPRoute matches "
-    "headers and mirrors requests; the replicas router can only split by pod count",
-    ".canary.steps",
+    "has(self.trafficRouting.gatewayAPI) || !has(self.canary) || (!has(self.canary.sessionAffinity) && "
+    "(!has(self.canary.steps) || self.canary.steps.all(s, !has(s.setMatch) && !has(s.setMirror))))",
+    "setMatch (A/B), setMirror (shadow) and sessionAffinity need trafficRouting.gatewayAPI: an HTTPRoute "
+    "matches headers, mirrors requests and sets cookies; the replicas router can only split by pod count",
+    ".canary",
 )
 
 
-def gateway_steps_error(steps: list[CanaryStep], router: str) -> str | None:
+def gateway_steps_error(canary: CanaryStrategy, router: str) -> str | None:
     """pydantic's side of :data:`GATEWAY_ONLY_STEPS_RULE`."""
     if router == "gatewayAPI":
         return None
-    if any(s.set_match is not None or s.set_mirror is not None for s in steps):
+    gateway_steps = any(s.set_match is not None or s.set_mirror is not None for s in canary.steps)
+    if gateway_steps or canary.session_affinity is not None:
         return str(GATEWAY_ONLY_STEPS_RULE["message"])
     return None
+
+
+class SessionCookie(ApiModel):
+    """Status: the sticky-session cookie the canary's answers set (``name=value``, ``Max-Age``)."""
+
+    name: str = Field(..., max_length=64, pattern=COOKIE_NAME, description="Cookie name.")
+    value: str = Field(..., max_length=256, pattern=COOKIE_VALUE, description="Cookie value (the revision).")
+    max_age_seconds: int = Field(..., ge=0, le=31_536_000, description="The cookie's Max-Age.")
+
+    def set_cookie(self) -> str:
+        return f"{self.name}={self.value}; Max-Age={self.max_age_seconds}; Path=/"
+
+    def match(self) -> RequestMatch:
+        return RequestMatch(cookie=CookieMatch(name=self.name, value=self.value))
 
 
 class CanaryTraffic(ApiModel):
@@ -247,3 +275,11 @@ class CanaryTraffic(ApiModel):
         None, ge=1, le=100, description="Shadow: percent of live requests mirrored to the canary."
     )
     step: int = Field(0, ge=0, le=64, description="Index of the step that set it.")
+    session: SessionCookie | None = Field(
+        None, description="Weighted steps with sessionAffinity: the cookie that keeps a user on the canary."
+    )
+
+    @property
+    def holds_live_weight(self) -> bool:
+        """Whether this traffic lives alongside a live weight (only a session cookie does)."""
+        return not self.matches and self.mirror_percent is None

@@ -455,7 +455,7 @@ class Rollout(ApiModel):
 
     @model_validator(mode="after")
     def _gateway_steps(self) -> Rollout:
-        problem = gateway_steps_error(self.canary.steps, self.traffic_routing.kind)
+        problem = gateway_steps_error(self.canary, self.traffic_routing.kind)
         if problem:
             raise ValueError(problem)
         return self

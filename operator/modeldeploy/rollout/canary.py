@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from modeldeploy.api.canary import CanaryTraffic
+from modeldeploy.api.canary import CanaryTraffic, SessionCookie
 from modeldeploy.api.common import parse_duration
 from modeldeploy.api.spec import AnalysisStep, CanaryStep, ModelDeploymentSpec, SetCanaryScale
 from modeldeploy.api.status import RolloutState
@@ -203,7 +203,7 @@ def undo_traffic(ctx: Pass, st: RolloutState, stable: str) -> None:
             f"shadow of {short(st.revision)} removed: no user request ever reached it "
             f"({st.traffic.mirror_percent}% mirrored, answers discarded)",
         )
-    elif st.traffic is not None:
+    elif st.traffic is not None and st.traffic.matches:
         ctx.event("Warning", "ABTestFailed", f"A/B route to {short(st.revision)} removed")
 
 
@@ -266,15 +266,27 @@ def _set_weight(ctx: Pass, st: RolloutState, stable: str, weight: int) -> Rollou
     """Apply the weight once the canary's pods are ready (lowering it never waits)."""
     needed = canary_target(ctx.spec, st)
     ready = ctx.ready(st.revision)
-    if weight != st.weight or st.traffic is not None:
+    session = _session(ctx, st, weight)
+    if weight != st.weight or st.traffic != session:
         if weight > st.weight and (ready < needed or ready == 0):
             return st
-        ctx.act(SetWeight(stable, st.revision, weight))
+        ctx.act(SetWeight(stable, st.revision, weight, session))
         ctx.event(
             "Normal", "WeightChanged", f"canary {short(st.revision)} at {weight}% ({ready}/{needed} ready)"
         )
-        st = st.model_copy(update={"weight": weight, "traffic": None, "shadow": _shadow_left(st)})
+        st = st.model_copy(update={"weight": weight, "traffic": session, "shadow": _shadow_left(st)})
     return _next(ctx, st) if ready >= canary_target(ctx.spec, st) else st
+
+
+def _session(ctx: Pass, st: RolloutState, weight: int) -> CanaryTraffic | None:
+    """With sessionAffinity, a weighted step's canary answers set a cookie that keeps the user there."""
+    affinity = ctx.spec.rollout.canary.session_affinity
+    if affinity is None or not 0 < weight < 100 or ctx.spec.rollout.traffic_routing.kind != "gatewayAPI":
+        return None
+    cookie = SessionCookie(
+        name=affinity.cookie_name, value=st.revision, max_age_seconds=int(parse_duration(affinity.max_age))
+    )
+    return CanaryTraffic(session=cookie)
 
 
 def _set_traffic(ctx: Pass, st: RolloutState, stable: str) -> RolloutState:

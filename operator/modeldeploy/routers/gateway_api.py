@@ -51,6 +51,7 @@ from modeldeploy.routers.gateway_traffic import (
     ab_rule,
     ab_rule_name,
     mirror_filter,
+    session_filter,
     traffic_ops,
 )
 
@@ -83,8 +84,13 @@ def http_route(
         backends.append(canary_ref)
         if traffic is not None and traffic.mirror_percent is not None:
             rule["filters"] = [mirror_filter(owner.name, port, traffic.mirror_percent)]
-        if traffic is not None and traffic.matches:
-            rules.insert(0, ab_rule(rule, canary_ref, owner.name, config.http_route, list(traffic.matches)))
+        matches = list(traffic.matches) if traffic is not None else []
+        if traffic is not None and traffic.session is not None:
+            matches.append(traffic.session.match())
+        if matches:
+            rules.insert(0, ab_rule(rule, canary_ref, owner.name, config.http_route, matches))
+        if traffic is not None and traffic.session is not None:
+            canary_ref["filters"] = [session_filter(traffic.session)]  # after the copy into the A/B rule
     spec: dict[str, Any] = {"rules": rules}
     if config.gateway:
         parent: dict[str, Any] = {
@@ -218,7 +224,7 @@ def weight_patch(
     on_canary = sum(_weight(refs[j]) for j in canary_at)
     wanted = traffic if canary and canary_at else None  # no canary backendRef: refused below
     try:
-        extra = traffic_ops(route, i, refs[canary_at[0]] if canary_at else None, md_name, wanted)
+        extra = traffic_ops(route, i, canary_at[0] if canary_at else None, md_name, wanted)
     except TrafficNotManageable as exc:
         raise RouteNotManageable(str(exc)) from exc
     if not canary and stable_at and on_canary == 0 and sum(_weight(refs[j]) for j in stable_at) > 0:

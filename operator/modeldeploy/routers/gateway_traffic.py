@@ -22,10 +22,11 @@ server fills defaults into what the operator sent.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from modeldeploy.api.canary import CanaryTraffic, RequestMatch
+from modeldeploy.api.canary import CanaryTraffic, RequestMatch, SessionCookie
 from modeldeploy.routers.base import canary_service_name
 
 MAX_RULES: Final = 16  # Gateway API: rules per HTTPRoute
@@ -33,6 +34,10 @@ MAX_MATCHES: Final = 64  # matches per rule
 MAX_HEADERS: Final = 16  # header matches per match
 DEFAULT_MATCH: Final[dict[str, Any]] = {"path": {"type": "PathPrefix", "value": "/"}}
 MIRROR: Final = "RequestMirror"
+RESPONSE_HEADERS: Final = "ResponseHeaderModifier"
+SESSION_SET_COOKIE: Final = re.compile(
+    r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+=[A-Za-z0-9._~\-]+; Max-Age=[0-9]+; Path=/"
+)
 
 JsonPatch = list[dict[str, Any]]
 
@@ -121,48 +126,104 @@ def _rule_index(rules: list[Any], name: str) -> int | None:
     return None
 
 
+def session_filter(cookie: SessionCookie) -> dict[str, Any]:
+    """The canary backendRef's filter that gives a user the sticky-session cookie."""
+    header = {"name": "Set-Cookie", "value": cookie.set_cookie()}
+    return {"type": RESPONSE_HEADERS, "responseHeaderModifier": {"add": [header]}}
+
+
+def _our_cookie(f: Any) -> bool:
+    """Whether ``f`` is our session-cookie filter: a ResponseHeaderModifier adding exactly one
+    Set-Cookie of :meth:`SessionCookie.set_cookie`'s shape, and nothing else."""
+    if not isinstance(f, Mapping) or f.get("type") != RESPONSE_HEADERS:
+        return False
+    modifier = f.get("responseHeaderModifier") or {}
+    added = modifier.get("add") or []
+    if set(modifier) - {"add"} or len(added) != 1 or not isinstance(added[0], Mapping):
+        return False
+    header = added[0]
+    return str(header.get("name", "")).lower() == "set-cookie" and bool(
+        SESSION_SET_COOKIE.fullmatch(str(header.get("value", "")))
+    )
+
+
+def _filter_ops(at: str, filters: list[Any], ours: list[int], want: dict[str, Any] | None) -> JsonPatch:
+    """Ops on the ``filters`` list at ``at``: ours (indexes ``ours``) becomes ``want`` or goes; the
+    list itself goes when ours was all of it (as Git had no ``filters``)."""
+    if want is not None:
+        if not ours:
+            if filters:
+                return [{"op": "add", "path": f"{at}/-", "value": want}]
+            return [{"op": "add", "path": at, "value": [want]}]
+        return (
+            []
+            if contains(filters[ours[0]], want)
+            else [{"op": "replace", "path": f"{at}/{ours[0]}", "value": want}]
+        )
+    if not ours:
+        return []
+    if len(ours) == len(filters):
+        return [{"op": "remove", "path": at}]
+    return [{"op": "remove", "path": f"{at}/{k}"} for k in reversed(ours)]
+
+
+def _without_our_cookie(ref: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(ref))
+    kept = [f for f in out.get("filters") or [] if not _our_cookie(f)]
+    if kept:
+        out["filters"] = kept
+    else:
+        out.pop("filters", None)
+    return out
+
+
 def traffic_ops(
     route: Mapping[str, Any],
     managed: int,
-    canary_ref: Mapping[str, Any] | None,
+    canary_at: int | None,
     md_name: str,
     traffic: CanaryTraffic | None,
 ) -> JsonPatch:
-    """JSON patch ops that make the A/B rule and the mirror of rule ``managed`` what ``traffic`` asks.
+    """JSON patch ops that make the A/B rule, the mirror and the session cookie of rule ``managed``
+    what ``traffic`` asks (all gone for None).
 
-    ``canary_ref``: the managed rule's backendRef to ``<md>-canary`` (None only when no traffic is
-    asked for). The rule removal comes last, so earlier ops' indexes hold.
+    ``canary_at``: index of the managed rule's backendRef to ``<md>-canary`` (None only when no
+    traffic is asked for). The rule removal comes last, so earlier ops' indexes hold.
     """
     name = str((route.get("metadata") or {}).get("name", "?"))
     rules: list[Any] = list((route.get("spec") or {}).get("rules") or [])
     base = rules[managed]
+    canary_ref = base["backendRefs"][canary_at] if canary_at is not None else None
     ops: JsonPatch = []
     # the mirror on the managed rule
     filters = list(base.get("filters") or [])
-    at = [k for k, f in enumerate(filters) if _our_mirror(f, md_name)]
     percent = traffic.mirror_percent if traffic is not None else None
-    at_rule = f"/spec/rules/{managed}/filters"
+    want = None
     if percent is not None:
         assert canary_ref is not None
         want = mirror_filter(md_name, canary_ref.get("port"), percent)
-        if not at:
-            ops.append(
-                {"op": "add", "path": f"{at_rule}/-", "value": want}
-                if filters
-                else {"op": "add", "path": at_rule, "value": [want]}
+    ours = [k for k, f in enumerate(filters) if _our_mirror(f, md_name)]
+    ops += _filter_ops(f"/spec/rules/{managed}/filters", filters, ours, want)
+    # the session cookie on the canary backendRef
+    session = traffic.session if traffic is not None else None
+    if canary_ref is not None:
+        ref_filters = list(canary_ref.get("filters") or [])
+        ours = [k for k, f in enumerate(ref_filters) if _our_cookie(f)]
+        if session is not None and not ours and any(f.get("type") == RESPONSE_HEADERS for f in ref_filters):
+            raise TrafficNotManageable(
+                f"HTTPRoute {name}: the {canary_service_name(md_name)} backendRef already has a "
+                "ResponseHeaderModifier filter, so the session cookie cannot be added (it cannot be repeated)"
             )
-        elif not contains(filters[at[0]], want):
-            ops.append({"op": "replace", "path": f"{at_rule}/{at[0]}", "value": want})
-    elif at:
-        if len(at) == len(filters):
-            ops.append({"op": "remove", "path": at_rule})
-        else:
-            ops.extend({"op": "remove", "path": f"{at_rule}/{k}"} for k in reversed(at))
-    # the A/B rule
+        at = f"/spec/rules/{managed}/backendRefs/{canary_at}/filters"
+        ops += _filter_ops(at, ref_filters, ours, session_filter(session) if session else None)
+    # the A/B (or sticky-session) rule
     k = _rule_index(rules, ab_rule_name(md_name))
-    if traffic is not None and traffic.matches:
+    matches = list(traffic.matches) if traffic is not None else []
+    if session is not None:
+        matches.append(session.match())
+    if matches:
         assert canary_ref is not None
-        want_rule = ab_rule(base, canary_ref, md_name, name, list(traffic.matches))
+        want_rule = ab_rule(base, _without_our_cookie(canary_ref), md_name, name, matches)
         if k is None:
             if len(rules) >= MAX_RULES:
                 raise TrafficNotManageable(
