@@ -204,14 +204,21 @@ class CachedKube(Kube):
         return result
 
     def _refresh(self, path: str) -> None:
-        """A precondition failed: fetch the object itself (a read, counted) into the cache."""
+        """A precondition failed: fetch the object itself into the cache, as a list of the one
+        object with that name (the operator's role grants list, never get)."""
         object_path = path.removesuffix("/status")
-        API_REQUESTS.labels("get", _resource(object_path)).inc()
+        collection, _, name = object_path.rpartition("/")
+        API_REQUESTS.labels("list", _resource(object_path)).inc()
         try:
-            fresh = super().request("GET", object_path)
+            answer = super().request("GET", collection, query=[("fieldSelector", f"metadata.name={name}")])
         except KubeError as exc:
             log.info("re-read of %s after a conflict failed: %s", object_path, exc)
             return
+        items = answer.get("items") or []
+        if not items:
+            return
+        list_kind = str(answer.get("kind", ""))
+        fresh = {"apiVersion": answer.get("apiVersion"), "kind": list_kind.removesuffix("List"), **items[0]}
         kind = self.cache.kind_of(fresh)
         if kind is not None:
             self.cache.store(kind).write_through(fresh)
