@@ -43,6 +43,10 @@ ANALYSIS = {
     "minSampleSize": 10,
     "guardrails": [{"name": "error-rate", "template": "error-rate", "max": 0.05}],
 }
+# canary vs stable, anytime-valid (analysis/sequential_guardrail.py): the A/B group against everyone
+# else, or the shadow's copies against stable serving every user
+SEQUENTIAL = {"name": "errors-vs-stable", "template": "error-rate", "sequential": {"tolerance": 1.0}}
+COMPARED = {**ANALYSIS, "guardrails": [*ANALYSIS["guardrails"], SEQUENTIAL]}
 AB_STEPS = [{"setMatch": {"matches": [{"headers": [AB_HEADER]}]}}, {"analysis": {"duration": "9s"}}]
 SHADOW_STEPS = [
     {"setMirror": {"percent": 50}},
@@ -79,12 +83,14 @@ def git_route(ns: str, md: str) -> dict[str, Any]:
     }
 
 
-def model(md: str, version: str, steps: list[dict[str, Any]], **canary: Any) -> dict[str, Any]:
+def model(
+    md: str, version: str, steps: list[dict[str, Any]], analysis: dict[str, Any] = ANALYSIS, **canary: Any
+) -> dict[str, Any]:
     body = manifest(
         md,
         version,
         gpu=False,
-        analysis=ANALYSIS,
+        analysis=analysis,
         canary={"steps": steps, **canary},
         trafficRouting={"gatewayAPI": {"httpRoute": f"{md}-route", "ruleName": "serving"}},
     )
@@ -123,12 +129,13 @@ def start(
     md: str,
     steps: list[dict[str, Any]],
     audiences: tuple[Audience, ...] = (INSIDERS,),
+    analysis: dict[str, Any] = ANALYSIS,
     **canary: Any,
 ) -> tuple[str, Load, dict[str, Any]]:
     """Git's route and version 1 (stable), then the load with its insiders; returns the stable."""
     env.cluster.apply(git_route(env.ns, md), namespace=env.ns)
     git = live_route(env.cluster, env.ns, md)
-    env.deploy(model(md, "1", steps, **canary))
+    env.deploy(model(md, "1", steps, analysis, **canary))
     stable = env.stable(md)
     load = Load(env.world, env.ns, md, rps=20, audiences=audiences).start()
     env.loads.append(load)
@@ -209,9 +216,9 @@ def test_ab_by_header_sends_insiders_to_the_canary_and_promotes(env: Env) -> Non
 
 def test_ab_with_a_bad_canary_is_rolled_back_and_others_never_see_it(env: Env) -> None:
     md = "abbad"
-    old, load, git = start(env, md, AB_STEPS)
+    old, load, git = start(env, md, AB_STEPS, analysis=COMPARED)
     rec = env.record(md)
-    env.deploy(model(md, "2", AB_STEPS))
+    env.deploy(model(md, "2", AB_STEPS, COMPARED))
     canary = env.canary(md)
     env.world.set_behavior(env.ns, md, canary, error_rate=0.5)
     st = rolled_back(env, md)
@@ -223,7 +230,8 @@ def test_ab_with_a_bad_canary_is_rolled_back_and_others_never_see_it(env: Env) -
     assert canary not in traffic.audience(EVERYONE), traffic.summary()  # not a single one
     assert {"ABTestStarted", "ABTestFailed", "RolledBack"} <= set(rec.reasons())
     failed = [m for m in rec.measurements if m["revision"] == canary and m["verdict"] == "Failed"]
-    assert failed and failed[0]["guardrail"] == "error-rate", rec.measurements
+    assert failed, rec.measurements
+    assert_compared(rec.measurements, canary)
 
 
 def test_a_good_shadow_passes_before_weights_move_then_promotes(env: Env) -> None:
@@ -253,9 +261,9 @@ def test_a_good_shadow_passes_before_weights_move_then_promotes(env: Env) -> Non
 
 def test_a_bad_shadow_is_removed_before_any_user_reaches_it(env: Env) -> None:
     md = "shbad"
-    old, load, git = start(env, md, SHADOW_STEPS)
+    old, load, git = start(env, md, SHADOW_STEPS, analysis=COMPARED)
     rec = env.record(md)
-    env.deploy(model(md, "2", SHADOW_STEPS))
+    env.deploy(model(md, "2", SHADOW_STEPS, COMPARED))
     canary = env.canary(md)
     env.world.set_behavior(env.ns, md, canary, error_rate=0.5)
     st = rolled_back(env, md)
@@ -268,6 +276,16 @@ def test_a_bad_shadow_is_removed_before_any_user_reaches_it(env: Env) -> None:
     assert traffic.mirrored.get(canary) is not None and traffic.mirrored[canary].error > 0, traffic.summary()
     assert {"ShadowStarted", "ShadowFailed", "RolledBack"} <= set(rec.reasons())
     assert "WeightChanged" not in rec.reasons()
+    assert_compared(rec.measurements, canary)
+
+
+def assert_compared(measurements: list[dict[str, Any]], canary: str) -> None:
+    """The sequential canary-vs-stable guardrail judged the canary's group against stable's (the
+    requests stable served meanwhile) and never found the absence of a regression."""
+    seq = [m for m in measurements if m["guardrail"] == "errors-vs-stable" and m["revision"] == canary]
+    assert seq, measurements
+    decided = [m["evidence"]["decision"] for m in seq if (m.get("evidence") or {}).get("decision")]
+    assert "NoRegression" not in decided, seq
 
 
 def test_session_affinity_keeps_users_the_weights_sent_to_the_canary_there(env: Env) -> None:
