@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import NoReturn
@@ -63,8 +63,8 @@ def _port_in_use(what: str, flag: str, settings: Settings, port: int) -> NoRetur
 
 
 def open_endpoints(settings: Settings) -> ThreadingHTTPServer | None:
-    """Start /metrics, and hold the health port with a plain /healthz until kopf's own endpoint
-    replaces it (so a port in use is found at start, and a standby answers its liveness probe)."""
+    """Start /metrics, and bind the health port for a plain /healthz (served once started) until kopf's
+    own endpoint replaces it: a port in use is found at start, and a standby answers its probe."""
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, addr=settings.bind_address)
@@ -76,7 +76,6 @@ def open_endpoints(settings: Settings) -> ThreadingHTTPServer | None:
         server = ThreadingHTTPServer((settings.bind_address, settings.health_port), _Alive)
     except OSError:
         _port_in_use("health", "--health-port", settings, settings.health_port)
-    threading.Thread(target=server.serve_forever, name="standby-health", daemon=True).start()
     return server
 
 
@@ -94,26 +93,30 @@ def api_client(settings: Settings, me: str) -> k8s.ApiClient:
     return api
 
 
-def wait_for_leadership(settings: Settings, me: str) -> LeaderElector | None:
-    """Block until this replica holds the Lease (the elector), or None on SIGTERM/SIGINT meanwhile."""
-    timing = settings.leader_election_timing
-    # its own connection pool, and requests that give up in time for two more tries before the deadline
-    lease_kube = Kube(api_client(settings, me), timeout=timing.renew_deadline / 3)
-    store = LeaseStore(lease_kube, settings.leader_election_namespace, settings.leader_election_id)
-    elector = LeaderElector(store, me, timing)
-    stop = threading.Event()
+def catch_stop_signals(stop: threading.Event) -> Callable[[], None]:
+    """Until kopf runs (it has its own handlers), SIGTERM/SIGINT set ``stop``; returns the undo."""
 
     def stop_waiting(signum: int, _: FrameType | None) -> None:
         log.info("stopping while standing by", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
     previous = {sig: signal.signal(sig, stop_waiting) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        leading = elector.acquire(stop)
-    finally:
+
+    def undo() -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not leading:
+
+    return undo
+
+
+def wait_for_leadership(settings: Settings, me: str, stop: threading.Event) -> LeaderElector | None:
+    """Block until this replica holds the Lease (the elector), or None once ``stop`` is set."""
+    timing = settings.leader_election_timing
+    # its own connection pool, and requests that give up in time for two more tries before the deadline
+    lease_kube = Kube(api_client(settings, me), timeout=timing.renew_deadline / 3)
+    store = LeaseStore(lease_kube, settings.leader_election_namespace, settings.leader_election_id)
+    elector = LeaderElector(store, me, timing)
+    if not elector.acquire(stop):
         return None
 
     def lost(reason: str) -> None:
@@ -136,12 +139,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_format, settings.log_level)
     from modeldeploy.reconcile import Reconciler  # after logging is set up
 
+    me = own_identity(settings)
+    stop = threading.Event()
+    release_signals = catch_stop_signals(stop)  # a standby stops cleanly however early it is told to
     try:
         standby_health = open_endpoints(settings)
     except PortInUse as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    me = own_identity(settings)
+    if settings.leader_elect:  # logged before /healthz answers: a started replica has said who it is
+        lease = f"{settings.leader_election_namespace}/{settings.leader_election_id}"
+        log.info("leader election", extra={"identity": me, "lease": lease})
+    if standby_health is not None and not settings.leader_elect:
+        standby_health.server_close()  # checked free; /healthz answers once kopf's endpoint is up
+        standby_health = None
+    if standby_health is not None:
+        threading.Thread(target=standby_health.serve_forever, name="standby-health", daemon=True).start()
     # built before the election (no API call until kopf starts), so a new leader starts at once
     api = api_client(settings, me)
     # the informers hold one long watch per kind: a client (connection pool) of their own
@@ -157,16 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = build_registry(controller, api, cache, PolicyWatch(reconciler.policy_usage))
     elector: LeaderElector | None = None
     if settings.leader_elect:
-        log.info(
-            "leader election",
-            extra={
-                "identity": me,
-                "lease": f"{settings.leader_election_namespace}/{settings.leader_election_id}",
-            },
-        )
-        elector = wait_for_leadership(settings, me)
-        if elector is None:
-            return 0
+        elector = wait_for_leadership(settings, me, stop)
+    release_signals()
+    if stop.is_set():  # told to stop before kopf started
+        if elector is not None:
+            elector.release()
+        return 0
     if standby_health is not None:
         standby_health.shutdown()
         standby_health.server_close()  # kopf's liveness endpoint takes the port over
