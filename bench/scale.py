@@ -52,8 +52,8 @@ from modeldeploy.children import (  # noqa: E402
     build_service,
     revision_hash,
 )
-from modeldeploy.children.labels import OWNER as OWNER_LABEL  # noqa: E402
 from modeldeploy.children.labels import MANAGED_BY, MANAGER  # noqa: E402
+from modeldeploy.children.labels import OWNER as OWNER_LABEL  # noqa: E402
 from modeldeploy.runtimes import get_runtime  # noqa: E402
 from modeldeploy_testing.apicount import ApiRequestCounter, delta  # noqa: E402
 from modeldeploy_testing.cluster import Cluster, connect, poll  # noqa: E402
@@ -229,6 +229,12 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def passes(proc: OperatorProcess) -> dict[str, float]:
+    """The operator's reconcile passes by result (``unchanged``: a resync that found nothing new)."""
+    results = ("ok", "error", "gone", "unchanged")
+    return {r: proc.metric(f'modeldeploy_reconciles_total{{result="{r}"}}') for r in results}
+
+
 def md_ready(md: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -364,9 +370,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"burst: {result['burst_seconds']} s", file=sys.stderr)
         result["settle_seconds"] = round(wait_quiet(counter, quiet_for=10, timeout=300), 1)
 
-        cpu0, calls0, t0 = cpu_seconds(pid), counter.counts(), time.monotonic()
+        cpu0, calls0, t0, passes0 = cpu_seconds(pid), counter.counts(), time.monotonic(), passes(proc)
+        log_offset = proc.log_offset()
         time.sleep(args.idle_seconds)
-        cpu1, calls1, t1 = cpu_seconds(pid), counter.counts(), time.monotonic()
+        cpu1, calls1, t1, passes1 = cpu_seconds(pid), counter.counts(), time.monotonic(), passes(proc)
+        result["idle_passes_by_result"] = {k: passes1[k] - passes0[k] for k in passes1}
+        # re-lists after a watch ended with 410 Gone (e.g. a CRD re-applied by someone else: its
+        # storage restarts and every watch on it ends): the only reads an idle operator makes
+        result["idle_relists"] = sum(
+            1 for r in proc.log_records(log_offset) if "re-listing" in str(r.get("msg", ""))
+        )
         result["idle_seconds"] = round(t1 - t0, 1)
         result["idle_cpu_seconds_per_minute"] = round((cpu1 - cpu0) / (t1 - t0) * 60, 3)
         result["idle_api_requests_by_verb"] = {k: v for k, v in delta(calls1, calls0).items()}
