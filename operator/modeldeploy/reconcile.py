@@ -36,7 +36,7 @@ from modeldeploy.rollout import Observations, next_wakeup
 from modeldeploy.rollout.desired import releveled, revision_templates, shared_objects
 from modeldeploy.rollout.gate import Blocker, decide_gated, gate, pending_command
 from modeldeploy.rollout.gates import smoke_test_due
-from modeldeploy.rollout.summary import invalid_spec, parse_status, status_patch, summarize
+from modeldeploy.rollout.summary import invalid_spec, parse_status, status_write, summarize
 from modeldeploy.runtimes import get_runtime
 from modeldeploy.settings import Settings
 from modeldeploy.shell.execute import Executor, count_write
@@ -106,8 +106,7 @@ class Reconciler:
             forget_status(namespace, name)
             return GONE
         now = self.clock()
-        stored = md.get("status") or {}
-        status = parse_status(stored)
+        status = parse_status(md.get("status") or {})
         if status is None:
             log.warning("status unreadable; starting from an empty one", extra={"md": name})
             status = ModelDeploymentStatus()
@@ -115,7 +114,7 @@ class Reconciler:
         try:
             spec = ModelDeploymentSpec.model_validate(md.get("spec") or {})
         except ValidationError as exc:
-            self._write_status(md, stored, invalid_spec(status, generation, exc, now))
+            self._write_status(md, invalid_spec(status, generation, exc, now))
             return None
 
         # observe
@@ -160,23 +159,19 @@ class Reconciler:
             spec, plan.status, observed, problems, templates, executor.owner, generation, route, now
         )
         final = final.model_copy(update={"policy": policy.summary, "effective_rollout": policy.effective})
-        self._write_status(md, stored, final)
+        self._write_status(md, final)
         return next_wakeup(spec, final, now)
 
-    def _write_status(self, md: Body, stored: Body, new: ModelDeploymentStatus) -> None:
+    def _write_status(self, md: Body, new: ModelDeploymentStatus) -> None:
         meta = md["metadata"]
         record_status(meta["namespace"], meta["name"], new)
-        patch = status_patch(stored, new)
-        if not patch:
+        write = status_write(md, new)
+        if write is None:
             return
         count_write("patch", "ModelDeployment/status")
         try:
             self.kube.patch_status(
-                MODELDEPLOYMENT,
-                meta["namespace"],
-                meta["name"],
-                patch,
-                resource_version=meta.get("resourceVersion"),
+                MODELDEPLOYMENT, meta["namespace"], meta["name"], write.patch, write.resource_version
             )
         except KubeError as exc:
             if exc.status != 404:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modeldeploy.api.status import ModelDeploymentStatus
-from modeldeploy.rollout.summary import parse_status, status_patch
+from modeldeploy.rollout.summary import parse_status, status_patch, status_write
 
 pytestmark = pytest.mark.unit
 
@@ -28,3 +28,11 @@ def test_an_unreadable_stored_status_is_replaced_whole() -> None:
     assert parse_status(stored) is None
     patch = status_patch(stored, ModelDeploymentStatus(phase="Healthy", stable_revision="r0"))
     assert patch["phase"] == "Healthy"
+
+
+def test_a_write_carries_the_version_the_pass_read() -> None:
+    stored = ModelDeploymentStatus(phase="Progressing", stable_revision="r0")
+    md = {"metadata": {"name": "m", "resourceVersion": "4711"}, "status": stored.wire()}
+    write = status_write(md, stored.model_copy(update={"phase": "Healthy"}))
+    assert write is not None and write.resource_version == "4711" and write.patch == {"phase": "Healthy"}
+    assert status_write(md, stored) is None  # nothing changed: no write at all

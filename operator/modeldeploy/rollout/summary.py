@@ -9,6 +9,7 @@ turns it into, the canary weight the router really reached, the stable revision'
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,21 @@ def status_patch(stored: Mapping[str, Any], new: ModelDeploymentStatus) -> Body:
     """The JSON merge patch from the stored status to ``new`` ({}: nothing to write)."""
     old = parse_status(stored)
     return merge_patch(old.wire() if old is not None else dict(stored), new.wire())
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """A status write with its precondition: ``resource_version`` is the version the pass read, so
+    the API server refuses it (409 Conflict) when anyone wrote the object since."""
+
+    patch: Body
+    resource_version: str | None
+
+
+def status_write(md: Mapping[str, Any], new: ModelDeploymentStatus) -> StatusWrite | None:
+    """The write that stores ``new`` over the status ``md`` was read with; None: nothing changed."""
+    patch = status_patch(md.get("status") or {}, new)
+    return StatusWrite(patch, md["metadata"].get("resourceVersion")) if patch else None
 
 
 def validation_text(exc: ValidationError) -> str:
