@@ -18,7 +18,9 @@ import pytest
 
 from modeldeploy.handlers import MANAGED_SELECTOR
 from modeldeploy.kube.cache import CachedKube, ClusterCache, Watched
+from modeldeploy.kube.informer import Informer, WatchExpired
 from modeldeploy.kube.rest import CONFIGMAP, Kube
+from modeldeploy.kube.store import Store
 from modeldeploy_testing.apicount import READS, ApiRequestCounter, as_json, delta
 from modeldeploy_testing.cluster import Cluster, poll
 from modeldeploy_testing.operator import SERVICE_ACCOUNT, OperatorProcess, install_manifests
@@ -163,3 +165,43 @@ def test_the_cache_holds_its_own_writes_at_once_and_their_watch_echo_is_no_chang
         assert kube.get(CONFIGMAP, ns, "written") is None
     finally:
         cache.stop()
+
+
+def test_a_watch_from_a_compacted_version_expires_and_the_relist_repairs_the_store(
+    cluster: Cluster, cache_namespace: str, api: Any
+) -> None:
+    ns = cache_namespace
+    changes: list[tuple[str | None, str]] = []
+    store = Store(MANAGED_SELECTOR)
+    informer = Informer(
+        Kube(api),
+        CONFIGMAP,
+        store,
+        lambda _kind, type_, change: changes.append((type_, change.object["metadata"]["name"])),
+        in_scope=lambda n: n == ns,
+    )
+    cluster.kubectl("create", "configmap", "real", "-n", ns)
+    cluster.kubectl("label", "configmap", "real", "-n", ns, MANAGED_SELECTOR)
+    informer._list()  # the first listing: its objects are reported as listed (no event type)
+    assert [o["metadata"]["name"] for o in store.list(ns)] == ["real"]
+    assert changes == [(None, "real")]
+    changes.clear()
+    # one deleted while the watch was down, that the store still holds
+    store.apply_event(
+        "ADDED",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "ghost",
+                "namespace": ns,
+                "resourceVersion": "2",
+                "labels": {"app.kubernetes.io/managed-by": "modeldeploy"},
+            },
+        },
+    )
+    with pytest.raises(WatchExpired):
+        informer._watch("2")  # long compacted away: 410 Gone
+    informer._list()
+    assert [o["metadata"]["name"] for o in store.list(ns)] == ["real"]
+    assert changes == [("DELETED", "ghost")]
