@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +61,15 @@ def operator_creates(op: OperatorProcess, ns: str, since: int, resource: str) ->
     return found
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the watch-fed caches do not come back after the API server restarts (kube/informer.py, the "
+        "watch-cache work): each informer's last line is 'watch of <kind> failed (MaxRetryError ...)' "
+        "while the server is down and no re-list follows once it answers again; the object waits out its "
+        "60 s per-object backoff, makes one pass from the stale cache, and the rollout stalls there"
+    ),
+)
 def test_api_server_restart_mid_rollout_the_rollout_finishes_once(
     cluster: Cluster,
     fault_namespace: str,  # noqa: F811
@@ -73,13 +83,15 @@ def test_api_server_restart_mid_rollout_the_rollout_finishes_once(
     pid = int((cluster.cluster_dir / "pids" / "kube-apiserver.pid").read_text().split()[0])
     os.kill(pid, signal.SIGTERM)
     try:
-        poll("API server down", lambda: not api_answers(cluster.kubeconfig, timeout=2), timeout=60)
+        # gone and its port released: its graceful shutdown goes on after it stops answering
+        poll("API server process gone", lambda: not Path(f"/proc/{pid}").exists(), timeout=120)
         time.sleep(DOWN_S)
         assert healthz(fault_operator)  # the operator rides it out
     finally:
-        subprocess.run(
-            ["bash", str(CLUSTER_SH), "up"], check=True, capture_output=True, timeout=300, cwd=REPO
+        up = subprocess.run(
+            ["bash", str(CLUSTER_SH), "up"], capture_output=True, text=True, timeout=300, cwd=REPO
         )
+        assert up.returncode == 0, f"cluster.sh up failed: {up.stdout[-2000:]}{up.stderr[-2000:]}"
     poll("API server back", lambda: api_answers(cluster.kubeconfig), timeout=120)
 
     assert wait_stable(cluster, ns, "restart", timeout=180) == canary != stable
