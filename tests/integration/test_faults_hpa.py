@@ -36,7 +36,7 @@ from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
 from modeldeploy_testing.operator import OperatorProcess
 
 MAX_SURGE_GPUS = 1
-BEFORE, AFTER = 1, 2  # replicas before and after the HPA scales (1 GPU each): at most 3 GPUs in use
+BEFORE, AFTER = 2, 4  # replicas before and after the HPA scales (1 GPU each): at most 5 GPUs in use
 
 
 def gpu_manifest(
