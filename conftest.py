@@ -11,4 +11,4 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))  # the e2e harness: `import harness`
 
-pytest_plugins = ["modeldeploy_testing.plugin", "modeldeploy_testing.operator"]
+pytest_plugins = ["modeldeploy_testing.plugin", "modeldeploy_testing.operator", "modeldeploy_testing.faults"]

@@ -20,15 +20,12 @@ from pathlib import Path
 import pytest
 
 from modeldeploy_testing.cluster import CLUSTER_SH, REPO, Cluster, api_answers, poll
-from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
+from modeldeploy_testing.faults import (
     event_messages,
     event_reasons,
-    fault_namespace,
-    fault_operator,
     healthz,
     md_manifest,
     mid_rollout,
-    prometheus_proxy,
     wait_canary,
     wait_stable,
 )
@@ -65,8 +62,8 @@ def operator_creates(op: OperatorProcess, ns: str, since: int, resource: str) ->
 
 def test_api_server_restart_mid_rollout_the_rollout_finishes_once(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
 ) -> None:
     if cluster.cluster_dir is None or cluster.audit_log is None:
         pytest.skip("restarts the local control plane's API server")

@@ -16,17 +16,13 @@ import pytest
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.children.revision import revision_hash
 from modeldeploy_testing.cluster import Cluster, poll
-from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
+from modeldeploy_testing.faults import (
     command,
     event_messages,
     event_reasons,
-    fault_namespace,
-    fault_operator,
     get_json,
     md_manifest,
-    md_status,
     mid_rollout,
-    prometheus_proxy,
     rollout_state,
     start_fault_operator,
     wait_canary,
@@ -56,8 +52,8 @@ def revision_deployments(cluster: Cluster, ns: str, name: str) -> list[str]:
 
 def test_children_deleted_or_edited_mid_rollout_are_restored_and_the_rollout_goes_on(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
 ) -> None:
     ns = fault_namespace
     stable, canary = mid_rollout(cluster, ns, "mend")
@@ -171,8 +167,8 @@ def operator_conflicts(op: OperatorProcess, ns: str, since: int) -> int:
 
 def test_concurrent_writers_conflicts_are_retried_and_the_rollout_converges(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
 ) -> None:
     if cluster.audit_log is None:
         pytest.skip("counts the operator's 409s in the local control plane's audit log")
@@ -220,8 +216,8 @@ UPGRADE_STEPS = [{"setWeight": 50}, {"analysis": {"duration": "40s"}}]
 @pytest.fixture
 def upgradable(
     cluster: Cluster,
-    fault_operator: OperatorProcess,  # noqa: F811
-    prometheus_proxy: PrometheusProxy,  # noqa: F811
+    fault_operator: OperatorProcess,
+    prometheus_proxy: PrometheusProxy,
 ) -> Iterator[tuple[OperatorProcess, list[OperatorProcess]]]:
     """The session's fault operator, and a list the test puts the upgraded operators in (stopped
     afterwards, and the session's operator started again)."""
@@ -237,9 +233,9 @@ def upgradable(
 
 def test_an_operator_upgrade_keeps_revision_and_analysis(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
+    fault_namespace: str,
     upgradable: tuple[OperatorProcess, list[OperatorProcess]],
-    prometheus_proxy: PrometheusProxy,  # noqa: F811
+    prometheus_proxy: PrometheusProxy,
     tmp_path: Path,
 ) -> None:
     ns = fault_namespace

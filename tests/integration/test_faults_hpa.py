@@ -21,14 +21,11 @@ from typing import Any
 import pytest
 
 from modeldeploy_testing.cluster import Cluster, poll
-from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
+from modeldeploy_testing.faults import (
     PAUSE_STEPS,
-    fault_namespace,
-    fault_operator,
     get_json,
     md_manifest,
     md_status,
-    prometheus_proxy,
     wait_canary,
     wait_stable,
     wait_step,
@@ -109,8 +106,8 @@ def gpu_room(cluster: Cluster) -> Iterator[None]:
 
 def test_hpa_scaling_mid_canary_keeps_weight_and_gpu_budget(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
     gpu_room: None,
 ) -> None:
     ns = fault_namespace

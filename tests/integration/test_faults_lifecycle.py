@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from modeldeploy_testing.cluster import Cluster, poll
-from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
+from modeldeploy_testing.faults import (
     FAULT_NAMESPACE_PREFIX,
     INTERVAL_S,
     PASSING_GUARDRAIL,
@@ -22,14 +22,10 @@ from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
     children,
     command,
     event_reasons,
-    fault_namespace,
-    fault_operator,
-    healthy_proxy,
     healthz,
     md_manifest,
     md_status,
     mid_rollout,
-    prometheus_proxy,
     wait_canary,
     wait_stable,
 )
@@ -48,8 +44,8 @@ def log_lines_about(op: OperatorProcess, since: int, text: str) -> list[str]:
 
 def test_deleting_a_model_deployment_mid_rollout_removes_everything(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
 ) -> None:
     ns = fault_namespace
     mid_rollout(cluster, ns, "doomed")
@@ -70,8 +66,8 @@ def test_deleting_a_model_deployment_mid_rollout_removes_everything(
 def test_deleting_a_namespace_mid_rollout_leaves_nothing_stuck(
     cluster: Cluster,
     api: Any,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
 ) -> None:
     from kubernetes import client
 
@@ -118,8 +114,8 @@ def largest_spec(name: str) -> dict[str, Any]:
 
 def test_the_largest_admitted_spec_is_served_and_the_operator_stays_healthy(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
 ) -> None:
     ns = fault_namespace
     big = largest_spec("big")
@@ -160,9 +156,9 @@ HOSTILE_TEMPLATES = [
 @pytest.fixture
 def hostile_md(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
-    healthy_proxy: PrometheusProxy,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    healthy_proxy: PrometheusProxy,
 ) -> Iterator[tuple[str, PrometheusProxy]]:
     yield fault_namespace, healthy_proxy
 
@@ -202,7 +198,7 @@ def test_hostile_promql_templates_are_refused_before_any_query(
 @pytest.mark.parametrize("name", ['a"b', "a}b", "a\nb", "x or vector(0)"])
 def test_hostile_names_are_refused_by_the_api_server(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
+    fault_namespace: str,
     name: str,
 ) -> None:
     body = md_manifest("placeholder", "1", PAUSE_STEPS)

@@ -12,17 +12,13 @@ import time
 from typing import Any
 
 from modeldeploy_testing.cluster import Cluster, poll
-from modeldeploy_testing.faults import (  # noqa: F401 (fixtures)
+from modeldeploy_testing.faults import (
     INTERVAL_S,
     PASSING_GUARDRAIL,
     command,
     event_reasons,
-    fault_namespace,
-    fault_operator,
-    healthy_proxy,
     md_manifest,
     md_status,
-    prometheus_proxy,
     wait_canary,
     wait_stable,
 )
@@ -71,9 +67,9 @@ def assert_never_promoted(cluster: Cluster, ns: str, name: str, stable: str, can
 
 def test_prometheus_down_past_the_error_limit_pauses_and_never_promotes(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
-    healthy_proxy: PrometheusProxy,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    healthy_proxy: PrometheusProxy,
 ) -> None:
     ns = fault_namespace
     stable, canary = start_canary(cluster, ns, "promdown", [PASSING_GUARDRAIL])
@@ -121,9 +117,9 @@ ODD_GUARDRAILS = [
 
 def test_nan_inf_empty_and_several_series_are_never_a_success(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
-    healthy_proxy: PrometheusProxy,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    healthy_proxy: PrometheusProxy,
 ) -> None:
     ns = fault_namespace
     stable, canary = start_canary(cluster, ns, "odd", ODD_GUARDRAILS)
@@ -146,9 +142,9 @@ def test_nan_inf_empty_and_several_series_are_never_a_success(
 
 def test_malformed_and_slow_answers_are_errors_never_a_success(
     cluster: Cluster,
-    fault_namespace: str,  # noqa: F811
-    fault_operator: OperatorProcess,  # noqa: F811
-    healthy_proxy: PrometheusProxy,  # noqa: F811
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    healthy_proxy: PrometheusProxy,
 ) -> None:
     ns = fault_namespace
     healthy_proxy.set_mode("malformed")
