@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from datetime import datetime
 from types import FrameType
 
@@ -89,12 +90,20 @@ def main(argv: list[str] | None = None) -> int:
             loads.append(Load(world, ns, md, rps=args.rps).start())
             _say(f"load {ns}/{md} at {args.rps:g} rps")
         last: dict[int, Traffic] = {}
-        while not stop.wait(args.report_every):
+        started = time.monotonic()
+
+        def report() -> None:
+            nonlocal started
+            seconds, started = time.monotonic() - started, time.monotonic()
             for i, load in enumerate(loads):
                 now = load.traffic()
                 window = now - last.get(i, Traffic())
                 last[i] = now
-                _say(f"traffic {load.namespace}/{load.md} last {args.report_every:g}s: {window.summary()}")
+                _say(f"traffic {load.namespace}/{load.md} last {seconds:.3g}s: {window.summary()}")
+
+        while not stop.wait(args.report_every):
+            report()
+        report()  # what was served since the last line, so a short run reports its traffic too
         _say("stopping")
     finally:
         for load in loads:
