@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-for sub in ("operator", "tests"):
+for sub in ("operator", "tests", "e2e"):
     sys.path.insert(0, str(REPO / sub))
 
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import watch as k8s_watch  # noqa: E402
 
+from localcluster.nodes import kwok_node  # noqa: E402
 from modeldeploy.api.spec import ModelDeploymentSpec  # noqa: E402
 from modeldeploy.children import (  # noqa: E402
     BuildSettings,
@@ -94,27 +95,7 @@ def ensure_nodes(cluster: Cluster, models: int) -> int:
     """kwok nodes for ``models`` one-replica models (the cluster's own nodes stay for the tests)."""
     count = max(1, math.ceil(models * 1.1 / PODS_PER_NODE))
     res = {"cpu": "256", "memory": "1Ti", "pods": str(PODS_PER_NODE), "ephemeral-storage": "1Ti"}
-    nodes = []
-    for i in range(count):
-        name = f"bench-scale-{i}"
-        nodes.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                    "labels": {
-                        "type": "kwok",
-                        "modeldeploy.dev/bench": "scale",
-                        "kubernetes.io/os": "linux",
-                        "kubernetes.io/arch": "amd64",
-                        "kubernetes.io/hostname": name,
-                    },
-                },
-                "status": {"capacity": res, "allocatable": res},
-            }
-        )
+    nodes = [kwok_node(f"bench-scale-{i}", res, {"modeldeploy.dev/bench": "scale"}) for i in range(count)]
     cluster.apply(nodes)
 
     def ready() -> bool:

@@ -16,52 +16,45 @@ GPU_NODES = (
 CPU_NODES = ("cpu-0",)
 
 
+BASE_LABELS = {"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
+
+
+def kwok_node(
+    name: str,
+    resources: dict[str, str],
+    labels: dict[str, str] | None = None,
+    taints: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """One Node kwok simulates: its capacity (= allocatable), the base labels plus ``labels``."""
+    node: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {**BASE_LABELS, "kubernetes.io/hostname": name, **(labels or {})},
+        },
+        "status": {"capacity": resources, "allocatable": resources},
+    }
+    if taints:
+        node["spec"] = {"taints": taints}
+    return node
+
+
 def node_objects() -> list[dict[str, Any]]:
-    nodes = []
-    base_labels = {"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
-    for name, product in GPU_NODES:
-        res = {
-            "cpu": "32",
-            "memory": "256Gi",
-            "pods": "110",
-            "nvidia.com/gpu": "4",
-            "ephemeral-storage": "1Ti",
-        }
-        nodes.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                    "labels": {
-                        **base_labels,
-                        "kubernetes.io/hostname": name,
-                        "nvidia.com/gpu.present": "true",
-                        "nvidia.com/gpu.product": product,
-                        "nvidia.com/gpu.count": "4",
-                        "nvidia.com/gpu.memory": "81920",
-                    },
-                },
-                "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
-                "status": {"capacity": res, "allocatable": res},
-            }
-        )
-    for name in CPU_NODES:
-        res = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "1Ti"}
-        nodes.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                    "labels": {**base_labels, "kubernetes.io/hostname": name},
-                },
-                "status": {"capacity": res, "allocatable": res},
-            }
-        )
-    return nodes
+    gpu = {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "4", "ephemeral-storage": "1Ti"}
+    cpu = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+    taint = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    gpu_labels = {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.count": "4",
+        "nvidia.com/gpu.memory": "81920",
+    }
+    nodes = [
+        kwok_node(name, gpu, {**gpu_labels, "nvidia.com/gpu.product": product}, taint)
+        for name, product in GPU_NODES
+    ]
+    return nodes + [kwok_node(name, cpu) for name in CPU_NODES]
 
 
 def ensure_nodes(api: Api) -> None:
