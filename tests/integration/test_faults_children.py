@@ -200,12 +200,8 @@ def test_concurrent_writers_conflicts_are_retried_and_the_rollout_converges(
     )
     conflicts = operator_conflicts(fault_operator, ns, since)
     print(f"operator writes answered 409 during the race: {conflicts}")
-    if len(steps) != len(STEPS):
-        # Seen in 1 run of 4 (a step's Event told twice, each once more): the exactly-once record
-        # (rollout/record.py) names an Event after the stored status the pass decided from; under a
-        # writer that moves the resourceVersion, a pass whose status write got 409 was decided again
-        # from a status that differed, so the repeated Event got a new name. Owned by the record's work.
-        pytest.xfail(f"StepAdvanced told more than once under concurrent writes ({conflicts} 409s): {steps}")
+    # each step once: a pass decided again after a 409 names its Events as the lost one did
+    assert len(steps) == len(STEPS), steps
 
 
 # --- row 13 ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from modeldeploy.api.spec import CanaryStep, CanaryStrategy, PauseStep, Rollout
 from modeldeploy.rollout import EmitEvent, Observations, Plan, decide
-from modeldeploy.rollout.record import event_name, with_identities
+from modeldeploy.rollout.record import event_name
 
 from rollout_builders import Shell, build_spec
 
@@ -54,14 +54,35 @@ def test_every_event_of_a_run_has_its_own_name() -> None:
     assert reasons.count("StepAdvanced") == 2 and reasons.count("RolloutPromoted") == 1
 
 
-def test_two_events_of_one_reason_in_a_pass_differ_and_the_stored_status_decides() -> None:
+def test_a_repeat_after_another_stored_pass_keeps_its_name() -> None:
+    """A lost pass, then a pass that stores something else (a pod became unready), then the
+    transition again: the repeat is named as the lost one (the falsified case of the property)."""
     shell = canary()
-    twice = [EmitEvent("Normal", "StepAdvanced", "a"), EmitEvent("Normal", "StepAdvanced", "b")]
-    first, second = with_identities(twice, shell.status)
-    assert isinstance(first, EmitEvent) and isinstance(second, EmitEvent)
-    assert first.identity != second.identity
-    (other,) = with_identities(twice[:1], shell.status.model_copy(update={"phase": "Paused"}))
-    assert isinstance(other, EmitEvent) and other.identity != first.identity
+    stored = shell.status
+    lost = shell.run(advance=11)
+    advanced = [e for e in named(lost) if e[0] == "StepAdvanced"]
+    assert advanced
+    obs = Observations(shell.desired, dict(shell.pods))
+    assert stored.rollout is not None
+    meanwhile = stored.rollout.model_copy(update={"unready_since": "2026-01-01T00:00:00Z", "weight": 0})
+    other = stored.model_copy(update={"rollout": meanwhile, "phase": "Degraded", "last_decision": None})
+    again = decide(shell.spec, other, obs, shell.now + timedelta(seconds=4))
+    assert [e for e in named(again) if e[0] == "StepAdvanced"] == advanced
+
+
+def test_the_same_revision_rolled_out_again_is_a_new_attempt() -> None:
+    """r1 rolled out, reverted, rolled out again: the second rollout's Events are new ones."""
+    shell = canary()
+    first = [e for plan in shell.plans for e in named(plan)]
+    assert shell.status.rollout is not None and shell.status.rollout.attempt == 1
+    shell.deploy("r0")
+    shell.settle()
+    shell.deploy("r1")
+    shell.settle()
+    assert shell.status.rollout is not None and shell.status.rollout.attempt == 2
+    second = [e for plan in shell.plans for e in named(plan)][len(first) :]
+    assert any(reason == "RolloutStarted" for reason, _ in second)
+    assert not {identity for _, identity in second} & {identity for _, identity in first}
 
 
 def test_event_names_are_valid_and_differ_per_object_uid() -> None:

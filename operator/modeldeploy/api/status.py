@@ -100,6 +100,9 @@ class RolloutState(ApiModel):
 
     revision: str = Field(..., max_length=16, description="Revision being rolled out.")
     strategy: Literal["canary", "blueGreen"]
+    attempt: int | None = Field(
+        None, ge=1, description="Which rollout attempt this is (status.rolloutAttempts when it started)."
+    )
     step_index: int = Field(0, ge=0, description="Index of the current canary step.")
     step_started_at: str | None = Field(None, max_length=64)
     stage: str = Field(
@@ -207,6 +210,9 @@ class ModelDeploymentStatus(ApiModel):
         description="Pod-defining spec of the stable revision, to rebuild it while a newer one rolls out.",
     )
     rollout: RolloutState | None = None
+    rollout_attempts: int | None = Field(
+        None, ge=0, description="Rollouts started so far (each new revision and each retry)."
+    )
     stable_unready_since: str | None = Field(
         None,
         max_length=64,

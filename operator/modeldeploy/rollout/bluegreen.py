@@ -127,6 +127,7 @@ def advance(ctx: Pass, st: RolloutState, stable: str) -> Outcome:
         promotable = st.stage == AWAITING_PROMOTION and ctx.pending_promote is not None
         if st.aborted or (st.paused and not promotable):
             return outcome
+        ctx.at = st
         outcome = _once(ctx, st, stable)
         if outcome.promoted or outcome.state is None or outcome.state == st:
             return outcome

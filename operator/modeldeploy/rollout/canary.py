@@ -223,6 +223,7 @@ def advance(ctx: Pass, st: RolloutState, stable: str) -> Outcome:
     for _ in range(len(_steps(ctx.spec)) + 2):
         if st.aborted or (st.paused and not _promotable(ctx, st)):
             return Outcome(st)
+        ctx.at = st
         outcome = _once(ctx, st, stable)
         if outcome.promoted or outcome.state is None or outcome.state == st:
             return outcome

@@ -40,7 +40,7 @@ def apply_command(ctx: Pass, stable: str, st: RolloutState, rolled_back_now: boo
         ctx.event(
             "Normal", "RolloutRetried", f"retrying {short(st.revision)} from the first step ({command.id})"
         )
-        fresh = STRATEGIES[ctx.spec.rollout.strategy].start(ctx, st.revision, stable)
+        fresh = ctx.number(STRATEGIES[ctx.spec.rollout.strategy].start(ctx, st.revision, stable))
         return fresh.model_copy(update={"last_command": st.last_command})
     return _apply(ctx, stable, st, command)
 

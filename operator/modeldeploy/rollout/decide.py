@@ -40,7 +40,6 @@ from modeldeploy.rollout.gates import (
     past_deadline,
     unready_since,
 )
-from modeldeploy.rollout.record import with_identities
 from modeldeploy.rollout.replicas import ScaleAction, plan_scaling, surge_limit
 from modeldeploy.rollout.state import (
     Outcome,
@@ -67,7 +66,7 @@ def decide(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: Observations, now: datetime
 ) -> Plan:
     """The actions for this pass and the status to store after them (see the module doc)."""
-    ctx = Pass.begin(spec, obs, now)
+    ctx = Pass.begin(spec, status, obs, now)
     if status.stable_revision is None:
         return _first_revision(ctx, status)
     stable = status.stable_revision
@@ -76,6 +75,7 @@ def decide(
     rollout = _reconcile_revision(ctx, stable, status.rollout)
     if rollout is None:
         return _finish(ctx, status, stable, None, history, model_version)
+    ctx.at = rollout
     rollout, history = _measure(ctx, rollout, history)
     checked = _fail_fast(ctx, stable, rollout)
     rollout = apply_command(ctx, stable, checked, rolled_back_now=checked.aborted and not rollout.aborted)
@@ -146,7 +146,7 @@ def _start(ctx: Pass, revision: str, stable: str) -> RolloutState:
         "RolloutStarted",
         f"rolling out {short(revision)} ({strategy}) against stable {short(stable)}",
     )
-    st = STRATEGIES[strategy].start(ctx, revision, stable)
+    st = ctx.number(STRATEGIES[strategy].start(ctx, revision, stable))
     command = ctx.obs.command
     return st.model_copy(update={"last_command": command_id(command) if command else None})
 
@@ -258,12 +258,13 @@ def _finish(
             "current_step": strategy_of(st).current_step(ctx.spec, st) if in_flight and st else None,
             "model_version": model_version,
             "rollout": st,
+            "rollout_attempts": ctx.attempts or status.rollout_attempts,
             "last_decision": ctx.decision or status.last_decision,
             "measurements": list(history),
             "conditions": set_condition(status.conditions, "Progressing", *condition, ctx.now),
         }
     )
-    actions: list[Action] = with_identities([*ctx.actions, *scaling], status)
+    actions: list[Action] = [*ctx.actions, *scaling]
     actions.append(Log(_log_fields(ctx, new, actions)))
     return Plan(actions, new)
 

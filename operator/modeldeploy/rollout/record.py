@@ -1,54 +1,66 @@
 """The exactly-once record: every Event a pass decides carries an identity, the Event's name.
 
-A pass acts, then stores its status. An operator killed in between leaves the old status behind,
-and the next pass decides the same transition again from it. Its Events must not be told twice, so
-each one is named after what the decision was made from and what it says:
+A pass acts, then stores its status. An operator killed in between (or a write lost to a
+conflict) leaves the old status behind, and a later pass decides the same transition again. Its
+Events must not be told twice. A later pass may also store something else first (a pod became
+ready, a measurement came in) before it repeats the transition, so the identity cannot be the
+whole stored status; it is *where the rollout stood* when the Event was decided:
 
-    identity = hash(the stored status the pass started from, reason, n-th Event of that reason)
+    identity = hash(position, reason, n-th Event of that reason at that position)
+    position = the desired revision, and
+               in a rollout: its attempt number, revision, stage, step, paused, aborted, last command
+               (plus the analysis counters for an Event about one measurement, the command's id
+               for an ignored command);
+               with none: the stable revision, the attempts so far, since when stable is unready
 
-The re-run starts from the same stored status, so an Event it repeats gets the same name, and the
-API server answers the second create with 409 AlreadyExists (a no-op). A pass that stored its
-status changed that status (``lastDecision`` at least), so every later decision has new names: a
-legitimate second Event of the same reason is never swallowed. Level actions (weights, replicas,
-Services) need no identity: applying them twice is applying them once.
+Each step of an attempt is left once, each attempt promotes or rolls back once, so a repeat
+gets the same name and the API server answers its create with 409 AlreadyExists (a no-op). A
+legitimate second Event of a reason comes from another position: a new attempt (numbered from
+``status.rolloutAttempts``, so a revision rolled out again is a new one), another step, another
+command, another measurement count. Level actions (weights, replicas, Services) need no identity:
+applying them twice is applying them once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import replace
 
-from modeldeploy.api.status import ModelDeploymentStatus
-from modeldeploy.rollout.types import Action, EmitEvent
+from modeldeploy.api.status import ModelDeploymentStatus, RolloutState
 
 # An Event name is a DNS subdomain (<= 253); the ModelDeployment name is a DNS label (<= 63).
 IDENTITY_DIGITS = 20
+
+# Events about one measurement or sequential check: each new measurement may tell one.
+MEASUREMENT_REASONS = frozenset({"MeasurementFailed", "MeasurementError", "MeasurementInconclusive"})
+# An ignored command changes nothing but itself: each command may tell one.
+COMMAND_REASON = "CommandIgnored"
 
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def basis(status: ModelDeploymentStatus) -> str:
-    """A fingerprint of the stored status a pass decides from (its API shape, key order fixed)."""
-    return _digest(json.dumps(status.wire(), sort_keys=True, separators=(",", ":")))
+def position(
+    stored: ModelDeploymentStatus, at: RolloutState | None, desired: str, command: str, reason: str
+) -> str:
+    """Where the rollout stood when an Event of ``reason`` was decided (see the module doc);
+    ``command``: the id of the command this pass sees (empty: none)."""
+    if at is None:
+        where = ["idle", stored.stable_revision or "", str(stored.rollout_attempts or 0)]
+        where.append(stored.stable_unready_since or "")
+    else:
+        where = ["rollout", str(at.attempt or 0), at.revision, at.stage, str(at.step_index)]
+        where += [str(at.paused), str(at.aborted), at.last_command or ""]
+        if reason in MEASUREMENT_REASONS and at.analysis is not None:
+            where.append(json.dumps(at.analysis.wire(), sort_keys=True, separators=(",", ":")))
+    if reason == COMMAND_REASON:
+        where.append(command)
+    return _digest(desired, *where)
 
 
-def with_identities(actions: Sequence[Action], stored: ModelDeploymentStatus) -> list[Action]:
-    """``actions`` with each :class:`EmitEvent` given its identity (see the module doc)."""
-    base = basis(stored)
-    seen: Counter[str] = Counter()
-    out: list[Action] = []
-    for action in actions:
-        if isinstance(action, EmitEvent):
-            nth = seen[action.reason]
-            seen[action.reason] += 1
-            action = replace(action, identity=_digest(base, action.reason, str(nth))[:IDENTITY_DIGITS])
-        out.append(action)
-    return out
+def identity(where: str, reason: str, nth: int) -> str:
+    return _digest(where, reason, str(nth))[:IDENTITY_DIGITS]
 
 
 def event_name(owner_name: str, owner_uid: str, identity: str) -> str:

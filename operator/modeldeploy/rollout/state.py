@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from modeldeploy.api.common import parse_duration
 from modeldeploy.api.spec import Analysis, AnalysisStep, ModelDeploymentSpec
-from modeldeploy.api.status import AnalysisCounters, Decision, Measurement, RolloutState
+from modeldeploy.api.status import (
+    AnalysisCounters,
+    Decision,
+    Measurement,
+    ModelDeploymentStatus,
+    RolloutState,
+)
+from modeldeploy.rollout import record
 from modeldeploy.rollout.assessment import assess, culprit, describe
 from modeldeploy.rollout.timefmt import rfc3339, seconds_since
 from modeldeploy.rollout.types import Action, EmitEvent, EventType, Observations, RevisionObservation
@@ -45,20 +53,38 @@ class Outcome:
 
 @dataclass
 class Pass:
-    """Inputs of one pass plus what it has decided so far (routing actions, events, decision)."""
+    """Inputs of one pass plus what it has decided so far (routing actions, events, decision).
+
+    ``at`` is where the rollout stands while the pass decides (the machines move it step by
+    step); each Event is named after it (:mod:`modeldeploy.rollout.record`). ``attempts`` counts
+    the rollouts started, this pass's included.
+    """
 
     spec: ModelDeploymentSpec
+    stored: ModelDeploymentStatus
     obs: Observations
     now: datetime
     stamp: str
+    at: RolloutState | None = None
+    attempts: int = 0
     actions: list[Action] = field(default_factory=list)
     decision: Decision | None = None
     pending_promote: str | None = None
     results: Sequence[Measurement] = ()
+    told: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @classmethod
-    def begin(cls, spec: ModelDeploymentSpec, obs: Observations, now: datetime) -> Pass:
-        return cls(spec=spec, obs=obs, now=now, stamp=rfc3339(now))
+    def begin(
+        cls, spec: ModelDeploymentSpec, stored: ModelDeploymentStatus, obs: Observations, now: datetime
+    ) -> Pass:
+        rollout = stored.rollout
+        attempts = max(stored.rollout_attempts or 0, (rollout.attempt or 0) if rollout else 0)
+        return cls(spec, stored, obs, now, rfc3339(now), at=rollout, attempts=attempts)
+
+    def number(self, st: RolloutState) -> RolloutState:
+        """``st`` as the next rollout attempt."""
+        self.attempts += 1
+        return st.model_copy(update={"attempt": self.attempts})
 
     @property
     def analysis(self) -> Analysis:
@@ -78,8 +104,13 @@ class Pass:
         self.actions.append(action)
 
     def event(self, kind: EventType, reason: str, message: str) -> None:
-        """Emit an event; the latest one becomes ``status.lastDecision``."""
-        self.actions.append(EmitEvent(kind, reason, clip(message, 1024)))
+        """Emit an event named after where the rollout stands; the latest one becomes
+        ``status.lastDecision``."""
+        command = self.obs.command.id if self.obs.command is not None else ""
+        where = record.position(self.stored, self.at, self.obs.desired_revision, command, reason)
+        nth = self.told[(where, reason)]
+        self.told[(where, reason)] += 1
+        self.actions.append(EmitEvent(kind, reason, clip(message, 1024), record.identity(where, reason, nth)))
         self.decision = Decision(action=reason, reason=clip(message, 1024), at=self.stamp)
 
     def take_promote(self) -> bool:
