@@ -6,7 +6,11 @@ weights, the operator on the host under its own ServiceAccount. Each run applies
 (10% then 50% canary, ``interval: 10s``, ``failureLimit: 1``, error-rate guardrail, 30 s window); once
 the canary has served 10 requests its pods fail 20% of them. *Visible* is the first moment Prometheus
 shows a failure of that revision, *100% on stable* the first moment the HTTPRoute gives the canary
-weight 0. Target: p95 <= interval + 1 s.
+weight 0. *Breach* is the first moment Prometheus shows the guardrail itself breached: the
+error-rate query over its threshold with at least ``minSampleSize`` requests in the window (with
+fewer, a measurement is Inconclusive, not Failed). Target: breach -> stable p95 <= interval + 1 s
+(a measurement every interval, and the action within a second of it); visible -> stable is reported
+beside it.
 
 ``--others N`` first creates N other ModelDeployments (1 CPU-only replica each, in their own
 namespace, watched by the same operator) and waits until they are Healthy, so the rollback competes
@@ -126,13 +130,14 @@ def main() -> None:
         op.stop()
         vs_peers.delete_namespaces(cluster, [NAMESPACE, OTHERS_NAMESPACE])
     summary = vs_peers.summarize(runs)
-    p95 = summary.get("visible_to_stable_s_p95")
+    p95 = summary.get("breach_to_stable_s_p95")
     report = {
         "interval_s": FASTEST.interval_s,
         "others": args.others,
         "others_ready_s": None if others_ready_s is None else round(others_ready_s, 1),
         "summary": summary,
         "target": {
+            "measured": "breach_to_stable_s_p95",
             "p95_max_s": FASTEST.interval_s + 1,
             "met": p95 is not None and p95 <= FASTEST.interval_s + 1,
         },

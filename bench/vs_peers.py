@@ -72,6 +72,7 @@ class Run:
     visible_to_stable_s: float | None
     injected_to_stable_s: float | None
     injected_to_visible_s: float | None
+    breach_to_stable_s: float | None  # from the guardrail's breach (Subject.breach_query), if defined
     bad_requests: int
     bad_requests_after_visible: int
     api_writes: int
@@ -171,6 +172,8 @@ class Bench:
         injected, at_injection = time.monotonic(), self.load.traffic()
         selector = f'namespace="{ns}", md="{s.md}", revision="{revision}"'
         failures = f"sum(increase(nv_inference_request_failure{{{selector}}}[30s])) > 0"
+        breach_query = s.breach_query(selector)
+        breach: float | None = None
         rss = controllers.process_tree_rss_kib(self.pid())
         visible: float | None = None
         at_visible = at_injection
@@ -179,6 +182,8 @@ class Bench:
         while time.monotonic() < end:
             if visible is None and self.prometheus.query(failures):
                 visible, at_visible = time.monotonic(), self.load.traffic()
+            if breach is None and breach_query is not None and self.prometheus.query(breach_query):
+                breach = time.monotonic()
             if canary_weight(api, ns, s.route, s.canary_service) == 0:
                 stable = time.monotonic()
                 break
@@ -199,6 +204,7 @@ class Bench:
             visible_to_stable_s=_round(stable - visible if stable and visible else None),
             injected_to_stable_s=_round(stable - injected if stable else None),
             injected_to_visible_s=_round(visible - injected if visible else None),
+            breach_to_stable_s=_round(stable - breach if stable and breach else None),
             bad_requests=bad,
             bad_requests_after_visible=bad_late if visible else bad,
             api_writes=writes,
@@ -248,6 +254,14 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         api_writes_events_median=statistics.median(r.api_writes_events for r in ok),
         rss_mib_max=max(r.rss_mib for r in runs),
     )
+    breaches = [r.breach_to_stable_s for r in ok if r.breach_to_stable_s is not None]
+    if breaches:
+        out.update(
+            breach_to_stable_s_median=quantile(breaches, 0.5),
+            breach_to_stable_s_p95=quantile(breaches, 0.95),
+            breach_to_stable_s_max=max(breaches),
+            rolled_back_before_breach_seen=len(ok) - len(breaches),
+        )
     return out
 
 

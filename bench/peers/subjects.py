@@ -19,7 +19,13 @@ from typing import Any, Final
 
 from peers.controllers import GATEWAYAPI_PLUGIN_NAME, ensure_namespace
 
-from modeldeploy.analysis.templates import DEFAULT_ERROR_RATE_MAX, SELECTOR, builtin_template
+from modeldeploy.analysis.templates import (
+    DEFAULT_ERROR_RATE_MAX,
+    SELECTOR,
+    builtin_template,
+    sample_count_template,
+)
+from modeldeploy.api.analysis import Analysis
 from modeldeploy_testing.cluster import Cluster, poll
 
 APP: Final = "fraud"
@@ -54,6 +60,11 @@ def error_rate_query(selector: str) -> str:
     source = builtin_template(RUNTIME, "error-rate")
     assert SELECTOR in source
     return source.replace(SELECTOR, selector).replace("{{ window }}", WINDOW)
+
+
+def sample_count_query(selector: str) -> str:
+    """The requests the canary served in the window, as modeldeploy counts them for minSampleSize."""
+    return sample_count_template(RUNTIME).replace(SELECTOR, selector).replace("{{ window }}", WINDOW)
 
 
 def pod_labels(md: str, revision: str) -> dict[str, str]:
@@ -127,6 +138,11 @@ class Subject:
 
     def ready_for_next(self) -> bool:
         return self.outcome() != "progressing"
+
+    def breach_query(self, selector: str) -> str | None:
+        """PromQL that is non-empty once the canary's guardrail is breached as this controller
+        judges it (None: not defined for this controller)."""
+        return None
 
 
 class FlaggerSubject(Subject):
@@ -370,6 +386,17 @@ class ModelDeploymentSubject(Subject):
                 },
             },
         }
+
+    def breach_query(self, selector: str) -> str | None:
+        """The threshold guardrail's breach: the error rate over the threshold with at least
+        minSampleSize requests in the window (fewer is an Inconclusive measurement, not a breach)."""
+        if self.sequential:
+            return None
+        minimum = Analysis.model_fields["min_sample_size"].default
+        return (
+            f"({error_rate_query(selector)}) > {THRESHOLD} "
+            f"and on() ({sample_count_query(selector)}) >= {minimum}"
+        )
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = get(self.cluster, "md", self.namespace, APP).get("status") or {}
