@@ -1,6 +1,6 @@
 """N ModelDeployments in one burst on the local control plane: how close to the floor, how cheap at idle.
 
-    .venv/bin/python bench/scale.py N [--resync 30] [--changes 20] [--idle-seconds 60]
+    .venv/bin/python bench/scale.py N [--resync 300] [--changes 20] [--idle-seconds 60]
                                       [--operator-src DIR] [--skip-floor] [--remove-nodes]
 
 The cluster grows kwok nodes (``bench-scale-<i>``, 250 pods each) so N pods fit; they are left in
@@ -408,7 +408,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("n", type=int, help="how many ModelDeployments")
-    p.add_argument("--resync", type=float, default=30.0, help="the operator's --resync-seconds (default 30)")
+    p.add_argument("--resync", type=float, default=300.0, help="the operator's --resync-seconds (default 300, as the operator's)")
     p.add_argument("--changes", type=int, default=20)
     p.add_argument("--idle-seconds", type=float, default=60.0)
     p.add_argument("--operator-src", help="a tree whose operator/ package runs instead of this one's")

@@ -26,7 +26,7 @@ class Settings:
     metrics_port: int = 8080
     health_port: int = 8081
     bind_address: str = "0.0.0.0"
-    resync_seconds: float = 30.0
+    resync_seconds: float = 300.0
     prometheus_timeout_seconds: float = 5.0
     images: Mapping[str, str] = field(default_factory=dict)  # runtime name -> image override
     storage_initializer_image: str | None = None
@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", help="port of the /metrics endpoint (default 8080, 0 disables)")
     p.add_argument("--health-port", help="port of the /healthz liveness endpoint (default 8081, 0 disables)")
     p.add_argument("--bind-address", help="address the metrics and health endpoints listen on")
-    p.add_argument("--resync-seconds", help="level-based resync period per ModelDeployment (default 30)")
+    p.add_argument("--resync-seconds", help="safety-net resync per ModelDeployment: re-checks its cached inputs (default 300)")
     p.add_argument(
         "--image", action="append", default=[], help="runtime=image override, e.g. triton=my/triton:1"
     )
@@ -187,7 +187,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         metrics_port=_port(pick(args.metrics_port, "METRICS_PORT") or "8080", "--metrics-port"),
         health_port=_port(pick(args.health_port, "HEALTH_PORT") or "8081", "--health-port"),
         bind_address=pick(args.bind_address, "BIND_ADDRESS") or "0.0.0.0",
-        resync_seconds=_positive(pick(args.resync_seconds, "RESYNC_SECONDS") or "30", "--resync-seconds"),
+        resync_seconds=_positive(pick(args.resync_seconds, "RESYNC_SECONDS") or "300", "--resync-seconds"),
         images=images,
         storage_initializer_image=pick(args.storage_initializer_image, "STORAGE_INITIALIZER_IMAGE"),
         pod_address_map=pick(args.pod_address_map, "POD_ADDRESS_MAP") or None,
