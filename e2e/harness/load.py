@@ -41,8 +41,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any
 
 from harness.counts import EVERYONE, Counts, Traffic
 from harness.gateway import (
@@ -52,61 +51,16 @@ from harness.gateway import (
     SmoothWeightedRoundRobin,
     rule_choice,
     select_rule,
-    services,
 )
 from harness.gateway import route_backends as route_backends  # re-exported
 from harness.pod_runner import PodRunner
+from harness.routing_view import Router, RoutingView, read_view
+from harness.routing_view import inference_path as inference_path  # re-exported
+from harness.routing_view import ready_addresses as ready_addresses  # re-exported
 from harness.running_pod import InferenceCall, RunningPod
 from harness.world import PodServer, World
 
 log = logging.getLogger(__name__)
-
-Router = Literal["replicas", "gatewayAPI"]
-MD_GROUP: Final = "modeldeploy.dev"
-MD_VERSION: Final = "v1alpha1"
-MD_PLURAL: Final = "modeldeployments"
-GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
-GATEWAY_VERSION: Final = "v1"
-SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
-
-
-# --- routing (pure) --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backend:
-    service: str
-    weight: int
-    addresses: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RoutingView:
-    """Where requests go right now; ``problem`` says why nothing can be reached, if so.
-
-    ``gatewayAPI``: ``route`` is the live HTTPRoute, ``backends`` every Service it names (backends
-    and mirrors, with their ready addresses), ``path`` the inference path requests are matched on.
-    """
-
-    router: Router
-    backends: tuple[Backend, ...] = ()
-    problem: str | None = None
-    route: Mapping[str, Any] | None = None
-    path: str = "/"
-
-
-def ready_addresses(slices: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    """Addresses of the endpoints that are ready (a missing ``ready`` counts as ready), sorted, unique."""
-    out: set[str] = set()
-    for s in slices:
-        if s.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
-            continue
-        for ep in s.get("endpoints") or []:
-            if (ep.get("conditions") or {}).get("ready") is False:
-                continue
-            out.update(ep.get("addresses") or [])
-    return tuple(sorted(out))
-
 
 # --- the load generator ----------------------------------------------------------------------------
 
@@ -263,7 +217,7 @@ class Load:
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                view = self._read_view()
+                view = read_view(self._api, self.namespace, self.md, self.router, self.http_route)
             except Exception as e:
                 view = RoutingView(self.view.router, problem=f"{type(e).__name__}: {e}")
             with self._lock:
@@ -277,65 +231,6 @@ class Load:
                 log.debug("load %s/%s: %s", self.namespace, self.md, view.problem)
             self._refreshed.set()
             self._stop.wait(self.refresh_s)
-
-    def _custom(self, group: str, version: str, plural: str, name: str) -> dict[str, Any] | None:
-        """A namespaced custom object as JSON; None when it (or its CRD) does not exist."""
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            custom: Any = client.CustomObjectsApi(self._api)  # raw JSON: _preload_content=False
-            response = custom.get_namespaced_custom_object(
-                group, version, self.namespace, plural, name, _preload_content=False, _request_timeout=10
-            )
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        body: dict[str, Any] = json.loads(response.data)
-        return body
-
-    def _read_view(self) -> RoutingView:
-        router, route_name = self.router, self.http_route
-        md = None
-        if router != "replicas":
-            md = self._custom(MD_GROUP, MD_VERSION, MD_PLURAL, self.md)
-        if router is None or (router == "gatewayAPI" and route_name is None):
-            routing = (((md or {}).get("spec") or {}).get("rollout") or {}).get("trafficRouting") or {}
-            if "gatewayAPI" in routing:
-                router = router or "gatewayAPI"
-                route_name = route_name or routing["gatewayAPI"].get("httpRoute")
-            router = router or "replicas"
-        if router == "replicas":
-            backend = self._backend(self.md, 1)
-            problem = None if backend.addresses else f"Service {self.md} has no ready endpoints"
-            return RoutingView("replicas", (backend,), problem)
-        if not route_name:
-            return RoutingView("gatewayAPI", problem=f"no httpRoute for {self.md}")
-        route = self._custom(GATEWAY_GROUP, GATEWAY_VERSION, "httproutes", route_name)
-        if route is None:
-            return RoutingView(
-                "gatewayAPI", problem=f"HTTPRoute {route_name} not found (or no Gateway API CRDs)"
-            )
-        names = services(route)
-        if not names:
-            return RoutingView("gatewayAPI", problem=f"HTTPRoute {route_name} has no Service backendRefs")
-        backends = tuple(self._backend(name, 0) for name in sorted(names))
-        return RoutingView("gatewayAPI", backends, route=route, path=inference_path(md))
-
-    def _backend(self, service: str, weight: int) -> Backend:
-        """A Service's ready endpoint addresses, from its EndpointSlices."""
-        from kubernetes import client
-
-        discovery: Any = client.DiscoveryV1Api(self._api)  # raw JSON: _preload_content=False
-        response = discovery.list_namespaced_endpoint_slice(
-            self.namespace,
-            label_selector=f"{SERVICE_NAME_LABEL}={service}",
-            _preload_content=False,
-            _request_timeout=10,
-        )
-        body: dict[str, Any] = json.loads(response.data)
-        return Backend(service, weight, ready_addresses(body.get("items") or []))
 
     # --- sending -----------------------------------------------------------------------------------
 
@@ -463,17 +358,6 @@ class Load:
                     self._by_pod[target.pod] = self._by_pod.get(target.pod, Counts()) + delta
                     group = self._by_audience.setdefault(audience, {})
                     group[rev] = group.get(rev, Counts()) + delta
-
-
-def inference_path(md: Mapping[str, Any] | None) -> str:
-    """The path of the runtime's inference request for the ModelDeployment (``/`` when unknown)."""
-    spec = (md or {}).get("spec") or {}
-    model = (spec.get("model") or {}).get("name")
-    if not model:
-        return "/"
-    return (
-        f"/v2/models/{model}/infer" if spec.get("runtime", "triton") == "triton" else f"/predictions/{model}"
-    )
 
 
 def inference_call(target: PodServer | RunningPod) -> InferenceCall:
