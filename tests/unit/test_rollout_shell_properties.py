@@ -1,5 +1,5 @@
 """The pure modules around ``decide`` (modeldeploy.rollout.gate, desired, summary, observed), run
-through the same hypothesis simulation as the rollout (test_rollout_properties.simulate).
+through the same hypothesis simulation as the rollout (rollout_simulation.simulate).
 
 After every stored pass, with the world its actions left, as the operator's shell would see it:
 
@@ -39,7 +39,7 @@ from modeldeploy.rollout.observed import ObservedChildren
 from modeldeploy.rollout.summary import status_patch, summarize
 from modeldeploy.runtimes import get_runtime
 
-from test_rollout_properties import Tick, World, scripts, simulate, specs
+from rollout_simulation import Tick, World, scripts, simulate, specs
 
 pytestmark = pytest.mark.unit
 
