@@ -408,7 +408,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("n", type=int, help="how many ModelDeployments")
-    p.add_argument("--resync", type=float, default=300.0, help="the operator's --resync-seconds (default 300, as the operator's)")
+    p.add_argument(
+        "--resync", type=float, default=300.0, help="the operator's --resync-seconds (default 300)"
+    )
     p.add_argument("--changes", type=int, default=20)
     p.add_argument("--idle-seconds", type=float, default=60.0)
     p.add_argument("--operator-src", help="a tree whose operator/ package runs instead of this one's")

@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", help="port of the /metrics endpoint (default 8080, 0 disables)")
     p.add_argument("--health-port", help="port of the /healthz liveness endpoint (default 8081, 0 disables)")
     p.add_argument("--bind-address", help="address the metrics and health endpoints listen on")
-    p.add_argument("--resync-seconds", help="safety-net resync per ModelDeployment: re-checks its cached inputs (default 300)")
+    p.add_argument("--resync-seconds", help="safety-net resync per ModelDeployment (default 300)")
     p.add_argument(
         "--image", action="append", default=[], help="runtime=image override, e.g. triton=my/triton:1"
     )

@@ -127,3 +127,26 @@ def test_selector_parsing() -> None:
     assert all(r.matches({"a": "b", "c": "x", "e": ""}) for r in reqs)
     with pytest.raises(ValueError, match="set-based"):
         parse_selector("a in (b,c)")
+
+
+def test_managed_fields_are_not_held() -> None:
+    """The store drops metadata.managedFields (no pass reads them; often most of an object's size),
+    from watch events, re-lists and written-through answers alike; the caller's body is untouched."""
+    fields = [{"manager": "modeldeploy", "operation": "Apply", "fieldsV1": {"f:data": {}}}]
+
+    def with_fields(name: str, rv: int) -> dict[str, Any]:
+        body = obj(name, rv, data={"v": str(rv)})
+        body["metadata"]["managedFields"] = list(fields)
+        return body
+
+    store = Store(SELECTOR, OWNER)
+    store.apply_event("ADDED", with_fields("x", 1))
+    store.replace([with_fields("y", 2)], "2")
+    answer = with_fields("z", 3)
+    assert store.write_through(answer)
+    assert answer["metadata"]["managedFields"] == fields
+    for name in ("y", "z"):
+        held = store.get("a", name)
+        assert held is not None and "managedFields" not in held["metadata"]
+        assert held["metadata"]["labels"][OWNER] == "m1" and held["data"]
+    assert store.get("a", "x") is None  # the re-list did not have it

@@ -255,6 +255,11 @@ class Store:
     # --- internals -------------------------------------------------------------------------------
 
     def _put(self, key: Key, body: Body) -> None:
+        """Hold ``body`` (the store's own copy) without its managedFields: no pass reads them, and
+        they are often the larger part of an object (controller-runtime strips them too)."""
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict):
+            metadata.pop("managedFields", None)
         self._remove(key)
         self._objects[key] = body
         self._by_namespace.setdefault(key[0], {})[key[1]] = body
