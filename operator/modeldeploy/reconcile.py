@@ -147,7 +147,7 @@ class Reconciler:
         actions = [*plan.actions, *releveled(spec, plan.status, templates, plan.actions, observed)]
 
         # apply
-        executor = Executor(self.kube, self.build, md, spec, templates, observed)
+        executor = Executor(self.kube, self.build, md, status, spec, templates, observed)
         executor.run(actions)
         executor.shared(shared_objects(executor.owner, spec, executor.runtime, plan.status))
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 
 from modeldeploy.api.spec import CanaryStep, CanaryStrategy, PauseStep, Rollout
+from modeldeploy.api.status import ModelDeploymentStatus, RolloutState
 from modeldeploy.rollout import EmitEvent, Observations, Plan, decide
-from modeldeploy.rollout.record import event_name
+from modeldeploy.rollout.record import creation_is_news, event_name
 
 from rollout_builders import Shell, build_spec
 
@@ -90,3 +91,14 @@ def test_event_names_are_valid_and_differ_per_object_uid() -> None:
     assert a.startswith("fraud-detector.") and len(a) <= 253 and a == a.lower()
     assert a == event_name("fraud-detector", "uid-1", "abc")
     assert a != event_name("fraud-detector", "uid-2", "abc")
+
+
+def test_a_child_created_is_news_only_when_no_decision_tells_it() -> None:
+    first = ModelDeploymentStatus()
+    assert not creation_is_news(first, "r0") and not creation_is_news(first, None)  # RevisionDeployed
+    steady = ModelDeploymentStatus(stable_revision="r0")
+    assert creation_is_news(steady, "r0")  # its Deployment was deleted: re-created
+    assert creation_is_news(steady, None)  # a shared object added later (an HPA, a canary Service)
+    assert not creation_is_news(steady, "r1")  # a new revision: RolloutStarted tells it
+    rolling = steady.model_copy(update={"rollout": RolloutState(revision="r1", strategy="canary")})
+    assert creation_is_news(rolling, "r1")  # the canary's Deployment deleted mid-rollout

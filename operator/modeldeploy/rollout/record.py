@@ -59,6 +59,19 @@ def position(
     return _digest(desired, *where)
 
 
+def creation_is_news(stored: ModelDeploymentStatus, revision: str | None) -> bool:
+    """Whether creating a child deserves a ``ChildCreated`` Event of its own: not when the pass's
+    decision already tells it (the first revision: ``RevisionDeployed``; a revision the stored status
+    has not recorded yet: ``RolloutStarted``), only when it re-creates what was there (someone
+    deleted it) or adds a shared object later (a canary Service, an HPA). ``revision``: the
+    revision a Deployment or ConfigMap belongs to (None: a shared object)."""
+    if stored.stable_revision is None:
+        return False
+    if revision is None:
+        return True
+    return revision in (stored.stable_revision, stored.rollout.revision if stored.rollout else None)
+
+
 def identity(where: str, reason: str, nth: int) -> str:
     return _digest(where, reason, str(nth))[:IDENTITY_DIGITS]
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import assert_never
 
 from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.status import ModelDeploymentStatus
 from modeldeploy.children import BuildSettings, OwnerInfo, configmap_name, deployment_name
 from modeldeploy.children.labels import managed
 from modeldeploy.kube.diff import needs_apply
@@ -37,7 +38,7 @@ from modeldeploy.rollout.desired import (
 )
 from modeldeploy.rollout.gate import Blocker
 from modeldeploy.rollout.observed import ObservedChildren
-from modeldeploy.rollout.record import event_name
+from modeldeploy.rollout.record import creation_is_news, event_name
 from modeldeploy.routers import GatewayApiRouter, get_router
 from modeldeploy.routers.gateway_api import RouteNotManageable
 from modeldeploy.runtimes import get_runtime
@@ -59,11 +60,13 @@ class Executor:
         kube: Kube,
         build: BuildSettings,
         md: Body,
+        stored: ModelDeploymentStatus,
         spec: ModelDeploymentSpec,
         templates: Mapping[str, ModelDeploymentSpec],
         observed: ObservedChildren,
     ) -> None:
-        self.kube, self.build, self.md, self.spec = kube, build, md, spec
+        """``stored``: the status the pass decided from."""
+        self.kube, self.build, self.md, self.stored, self.spec = kube, build, md, stored, spec
         self.templates, self.observed = templates, observed
         self.owner = OwnerInfo.from_object(md)
         self.runtime = get_runtime(spec.runtime)
@@ -114,8 +117,9 @@ class Executor:
             count_write("delete", HPA.kind)
             self.kube.delete(HPA, self.owner.namespace, self.owner.name)
 
-    def apply(self, desired: Body) -> None:
-        """Server-side apply when the live object differs; an Event when it was created or repaired."""
+    def apply(self, desired: Body, revision: str | None = None) -> None:
+        """Server-side apply when the live object differs; an Event when it was repaired, or created
+        and no decision of the pass tells it (``revision``: the one a Deployment/ConfigMap is of)."""
         kind = kind_of(desired)
         meta = desired["metadata"]
         live = self.kube.get(kind, meta.get("namespace"), meta["name"])
@@ -126,6 +130,8 @@ class Executor:
         count_write("apply", kind.kind)
         self.kube.apply(desired)
         if live is None:
+            if not creation_is_news(self.stored, revision):
+                return
             reason, message = "ChildCreated", f"{kind.kind} {meta['name']} created"
         elif any(path != ".spec.replicas" for path in why):
             # Someone edited it by hand, or the spec changed: either way ours is back.
@@ -195,7 +201,7 @@ class Executor:
         template = self.templates.get(revision)
         if template is not None:
             for obj in revision_objects(self.owner, template, revision, replicas, self.build):
-                self.apply(obj)
+                self.apply(obj, revision)
             return
         # A revision whose pod template is no longer known (superseded): only its size changes.
         if self.observed.live_replicas(revision) in (None, replicas):
