@@ -187,8 +187,11 @@ class Controller:
         self._workers = workers
         self._reserved = reserved
         self.queue = WorkQueue(resync_seconds, max_backoff=max_backoff)
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # idle workers wait here for work due now
+        self._timer = threading.Condition(lock)  # the timekeeper waits here for the next due time
         self._idle_running = 0
+        self._timekeeping = False  # a worker is waiting for the next due time
         self._stopped = False
         self._threads: list[threading.Thread] = []
 
@@ -196,7 +199,7 @@ class Controller:
         urgent = self._urgent(namespace, name)
         with self._cond:
             self.queue.add((namespace, name), self._clock(), urgent=urgent)
-            self._cond.notify()
+            self._changed()
 
     def forget(self, namespace: str, name: str) -> None:
         with self._cond:
@@ -212,11 +215,14 @@ class Controller:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+            self._timer.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _next(self) -> tuple[Key, bool, bool] | None:
+        """The next object to work on. One idle worker at a time waits for the next due time (the
+        timekeeper), the others until notified: a due object wakes one thread, not all of them."""
         with self._cond:
             while not self._stopped:
                 idle_allowed = self._idle_running < self._workers - self._reserved
@@ -225,10 +231,25 @@ class Controller:
                 if popped is not None:
                     if not popped[1]:
                         self._idle_running += 1
+                    if not self._timekeeping:
+                        self._cond.notify()  # someone else keeps time for what is due next
                     return popped[0], popped[1], self.queue.resync_only(popped[0])
                 due = self.queue.next_due(idle_allowed)
-                self._cond.wait(None if due is None else max(0.0, due - now))
+                if due is None or self._timekeeping:
+                    self._cond.wait()
+                    continue
+                self._timekeeping = True
+                try:
+                    self._timer.wait(max(0.0, due - now))
+                finally:
+                    self._timekeeping = False
         return None
+
+    def _changed(self) -> None:
+        """The queue changed (the lock held): one worker for work due now, and the timekeeper to
+        look at the next due time again."""
+        self._cond.notify()
+        self._timer.notify()
 
     def _work(self) -> None:
         while (popped := self._next()) is not None:
@@ -249,4 +270,4 @@ class Controller:
                 when = self.queue.done(key, self._clock(), outcome, failed, urgent)
                 if failed and when is not None:
                     log.info("retrying %s/%s in %.1fs", *key, when - self._clock())
-                self._cond.notify_all()
+                self._changed()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -209,3 +210,32 @@ def test_controller_skips_resyncs_of_unchanged_objects_but_not_events() -> None:
     finally:
         controller.stop()
     assert passes == ["a", "a"]
+
+
+def test_a_sooner_due_time_reaches_the_worker_keeping_time_for_a_later_one() -> None:
+    """One worker waits for the next due time. A pass that asks to run again sooner than that (a
+    measurement due in 0.2 s while another object's resync is minutes away) still runs then."""
+    runs: Counter[str] = Counter()
+    lock = threading.Lock()
+    again = threading.Event()
+
+    def reconcile(namespace: str, name: str) -> float | None:
+        with lock:
+            runs[name] += 1
+            if name == "measuring" and runs[name] == 3:
+                again.set()
+        return 0.2 if name == "measuring" else None  # "idle": next pass at the resync, 300 s away
+
+    controller = Controller(reconcile, resync_seconds=300, workers=3, reserved=1)
+    controller.start()
+    try:
+        controller.enqueue("ns", "idle")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (runs["idle"] and controller._timekeeping):
+            time.sleep(0.01)
+        assert controller._timekeeping  # a worker waits for the resync 300 s away
+        controller.enqueue("ns", "measuring")
+        assert again.wait(10), f"the 0.2 s re-pass waited for the 300 s resync: {dict(runs)}"
+    finally:
+        controller.stop()
+    assert runs["idle"] == 1
