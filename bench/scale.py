@@ -216,6 +216,11 @@ def passes(proc: OperatorProcess) -> dict[str, float]:
     return {r: proc.metric(f'modeldeploy_reconciles_total{{result="{r}"}}') for r in results}
 
 
+def gc_seconds(proc: OperatorProcess) -> dict[str, float]:
+    """Seconds the operator spent in Python's cyclic garbage collector, by generation."""
+    return {g: proc.metric(f'modeldeploy_gc_seconds_total{{generation="{g}"}}') for g in ("0", "1", "2")}
+
+
 def md_ready(md: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -368,10 +373,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["settle_seconds"] = round(wait_quiet(counter, quiet_for=10, timeout=300), 1)
 
         cpu0, calls0, t0, passes0 = cpu_seconds(pid), api_counts(counter), time.monotonic(), passes(proc)
+        gc0 = gc_seconds(proc)
         log_offset = proc.log_offset()
         time.sleep(args.idle_seconds)
         cpu1, calls1, t1, passes1 = cpu_seconds(pid), api_counts(counter), time.monotonic(), passes(proc)
         result["idle_passes_by_result"] = {k: passes1[k] - passes0[k] for k in passes1}
+        gc1 = gc_seconds(proc)
+        result["idle_gc_seconds_by_generation"] = {g: round(gc1[g] - gc0[g], 3) for g in gc1}
         # re-lists after a watch ended with 410 Gone (e.g. a CRD re-applied by someone else: its
         # storage restarts and every watch on it ends): the only reads an idle operator makes
         result["idle_relists"] = sum(

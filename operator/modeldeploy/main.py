@@ -31,7 +31,7 @@ from modeldeploy.kube.cache import CachedKube, ClusterCache
 from modeldeploy.kube.rest import Kube, connect
 from modeldeploy.leader import identity
 from modeldeploy.leader_election import LeaderElector, LeaseStore
-from modeldeploy.observability import setup_logging
+from modeldeploy.observability import setup_logging, track_gc
 from modeldeploy.policy.watch import PolicyWatch
 from modeldeploy.settings import Settings, SettingsError, load
 
@@ -137,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modeldeploy-operator: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_format, settings.log_level)
+    track_gc()
     from modeldeploy.reconcile import Reconciler  # after logging is set up
 
     me = own_identity(settings)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
 import threading
+import time
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +25,9 @@ RECONCILE_SECONDS = Histogram(
 API_WRITES = Counter("modeldeploy_api_writes_total", "Write calls to the Kubernetes API.", ["verb", "kind"])
 DECISIONS = Counter(
     "modeldeploy_rollout_decisions_total", "Rollout decisions taken.", ["namespace", "name", "action"]
+)
+GC_SECONDS = Counter(
+    "modeldeploy_gc_seconds_total", "Time spent in Python's cyclic garbage collector.", ["generation"]
 )
 MEASUREMENTS = Counter("modeldeploy_measurements_total", "Guardrail measurements.", ["verdict"])
 # every verdict exported from the start (at 0), so that increase() also counts the first one
@@ -110,3 +115,21 @@ def setup_logging(fmt: str, level: str) -> None:
     root.setLevel(level)
     for noisy in ("kubernetes", "urllib3", "httpx", "httpcore", "kopf.objects", "kopf.activities"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def track_gc() -> None:
+    """Count the cyclic garbage collector's pauses into ``GC_SECONDS`` (it runs holding the GIL,
+    one collection at a time); a second call changes nothing."""
+    if any(getattr(c, "__name__", "") == "timed" and c.__module__ == __name__ for c in gc.callbacks):
+        return
+    started: list[float] = []
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            GC_SECONDS.labels(generation=str(info["generation"])).inc(time.perf_counter() - started.pop())
+
+    for generation in ("0", "1", "2"):
+        GC_SECONDS.labels(generation=generation)
+    gc.callbacks.append(timed)
