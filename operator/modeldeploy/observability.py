@@ -33,10 +33,9 @@ MEASUREMENTS = Counter("modeldeploy_measurements_total", "Guardrail measurements
 # every verdict exported from the start (at 0), so that increase() also counts the first one
 for _verdict in ("Successful", "Failed", "Inconclusive", "Error"):
     MEASUREMENTS.labels(verdict=_verdict)
-PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "RolledBack")
 PHASE = Gauge(
     "modeldeploy_phase",
-    "1 for the phase each ModelDeployment is in, 0 for the others.",
+    "1 for the phase each ModelDeployment is in (one series per ModelDeployment).",
     ["namespace", "name", "phase"],
 )
 CANARY_WEIGHT = Gauge(
@@ -51,13 +50,12 @@ REVISION_ROLE = Gauge(
     ["namespace", "name", "revision", "role"],
 )
 _roles: dict[tuple[str, str], set[tuple[str, str]]] = {}
+_phases: dict[tuple[str, str], str] = {}
 _roles_lock = threading.Lock()
 
 
 def record_status(namespace: str, name: str, status: ModelDeploymentStatus) -> None:
     """Publish a ModelDeployment's phase, canary weight and revisions (the monitoring kit reads them)."""
-    for candidate in PHASES:
-        PHASE.labels(namespace, name, candidate).set(1 if candidate == status.phase else 0)
     CANARY_WEIGHT.labels(namespace, name).set(status.canary_weight)
     roles = {
         (revision, role)
@@ -65,6 +63,12 @@ def record_status(namespace: str, name: str, status: ModelDeploymentStatus) -> N
         if revision
     }
     with _roles_lock:
+        previous = _phases.get((namespace, name))
+        if previous != status.phase:
+            if previous is not None:
+                PHASE.remove(namespace, name, previous)
+            PHASE.labels(namespace, name, status.phase).set(1)
+            _phases[(namespace, name)] = status.phase
         for revision, role in _roles.get((namespace, name), set()) - roles:
             REVISION_ROLE.remove(namespace, name, revision, role)
         for revision, role in roles:
@@ -77,9 +81,10 @@ def forget_status(namespace: str, name: str) -> None:
     with _roles_lock:
         for revision, role in _roles.pop((namespace, name), set()):
             REVISION_ROLE.remove(namespace, name, revision, role)
+        phase = _phases.pop((namespace, name), None)
+        if phase is not None:
+            PHASE.remove(namespace, name, phase)
     with suppress(KeyError):  # never recorded (gone before its first status write)
-        for candidate in PHASES:
-            PHASE.remove(namespace, name, candidate)
         CANARY_WEIGHT.remove(namespace, name)
 
 

@@ -201,13 +201,23 @@ class OperatorProcess:
         raise AssertionError(f"no identity logged yet; log tail:\n{self.log_tail()}")
 
     def metric(self, name: str) -> float:
+        """The sum of the samples whose series (as written) starts with ``name``."""
+        return metric_sum(self.scrape(), name)
+
+    def scrape(self) -> str:
+        """One scrape of /metrics (rendering it costs the operator CPU: one per figure set)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            body = r.read().decode()
-        total = 0.0
-        for line in body.splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+            text: str = r.read().decode()
+        return text
+
+
+def metric_sum(scraped: str, name: str) -> float:
+    """The sum of the samples in ``scraped`` whose series (as written) starts with ``name``."""
+    total = 0.0
+    for line in scraped.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 # --- fixtures --------------------------------------------------------------------------------------

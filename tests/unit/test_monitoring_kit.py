@@ -175,13 +175,14 @@ def test_status_metrics_follow_the_modeldeployment() -> None:
     )
     record_status("kit", "md", rolling)
     assert sample("modeldeploy_phase", namespace="kit", name="md", phase="Progressing") == 1
-    assert sample("modeldeploy_phase", namespace="kit", name="md", phase="Healthy") == 0
+    assert sample("modeldeploy_phase", namespace="kit", name="md", phase="Healthy") is None  # one series
     assert sample("modeldeploy_canary_weight", namespace="kit", name="md") == 25
     assert (
         sample("modeldeploy_revision_role", namespace="kit", name="md", revision="bbbb", role="canary") == 1
     )
     record_status("kit", "md", ModelDeploymentStatus(phase="Healthy", stable_revision="bbbb"))
     assert sample("modeldeploy_phase", namespace="kit", name="md", phase="Healthy") == 1
+    assert sample("modeldeploy_phase", namespace="kit", name="md", phase="Progressing") is None
     assert (
         sample("modeldeploy_revision_role", namespace="kit", name="md", revision="bbbb", role="stable") == 1
     )
