@@ -409,6 +409,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["metrics_scrape_cpu_seconds"] = round(cpu_seconds(pid) - cpu1, 3)
         result["metrics_series"] = sum(1 for ln in scraped1.splitlines() if ln and not ln.startswith("#"))
         passes0, passes1 = passes(scraped0), passes(scraped1)
+        result["passes_before_idle"] = passes0  # the burst's (and its settling's) passes
         gc0, gc1 = gc_seconds(scraped0), gc_seconds(scraped1)
         result["idle_passes_by_result"] = {k: passes1[k] - passes0[k] for k in passes1}
         result["idle_gc_seconds_by_generation"] = {g: round(gc1[g] - gc0[g], 3) for g in gc1}

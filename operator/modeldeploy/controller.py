@@ -30,6 +30,9 @@ Key = tuple[str, str]
 ReconcileFn = Callable[[str, str], float | None]
 GONE = -1.0
 MIN_DELAY = 0.2
+# A child's events (a pod starting, a Deployment's status) wait this long for their siblings before
+# an idle object's pass: one pass for a burst of them. Objects mid-rollout never wait.
+COALESCE_SECONDS = 0.5
 
 
 @dataclass
@@ -195,10 +198,13 @@ class Controller:
         self._stopped = False
         self._threads: list[threading.Thread] = []
 
-    def enqueue(self, namespace: str, name: str) -> None:
+    def enqueue(self, namespace: str, name: str, coalesce: bool = False) -> None:
+        """Work for an object; ``coalesce``: a child's event, which may wait ``COALESCE_SECONDS``
+        for more of them unless the object is mid-rollout."""
         urgent = self._urgent(namespace, name)
+        delay = COALESCE_SECONDS if coalesce and not urgent else 0.0
         with self._cond:
-            self.queue.add((namespace, name), self._clock(), urgent=urgent)
+            self.queue.add((namespace, name), self._clock(), urgent=urgent, delay=delay)
             self._changed()
 
     def forget(self, namespace: str, name: str) -> None:

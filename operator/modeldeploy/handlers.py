@@ -98,7 +98,7 @@ class EventRouter:
         elif kind in CHILDREN:
             owner = (meta.get("labels") or {}).get(OWNER_LABEL)
             if owner and type_ is not None:
-                self.controller.enqueue(namespace, owner)
+                self.controller.enqueue(namespace, owner, coalesce=True)
         elif kind == HTTPROUTE:
             if type_ is not None:
                 for md in self.cache.store(MODELDEPLOYMENT).list(namespace):

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from modeldeploy.controller import GONE, Controller, WorkQueue
+from modeldeploy.controller import COALESCE_SECONDS, GONE, Controller, WorkQueue
 
 pytestmark = pytest.mark.unit
 
@@ -239,3 +239,27 @@ def test_a_sooner_due_time_reaches_the_worker_keeping_time_for_a_later_one() -> 
     finally:
         controller.stop()
     assert runs["idle"] == 1
+
+
+def test_a_childs_events_wait_for_their_siblings_unless_the_object_is_mid_rollout() -> None:
+    """Events of an idle object's children (a pod starting, its Deployment's status) are queued
+    COALESCE_SECONDS ahead, so a burst of them is one pass; the object's own events, and any event
+    of an object mid-rollout, are due at once."""
+    now = [100.0]
+    controller = Controller(
+        lambda _ns, _name: None,
+        resync_seconds=300,
+        urgent=lambda _ns, name: name == "rolling",
+        clock=lambda: now[0],
+    )
+    for _ in range(5):
+        controller.enqueue("ns", "idle", coalesce=True)
+        now[0] += 0.05
+    assert len(controller.queue) == 1
+    assert controller.queue.pop(100.0 + COALESCE_SECONDS - 0.01) is None  # still waiting for siblings
+    assert controller.queue.pop(100.0 + COALESCE_SECONDS) == (("ns", "idle"), False)
+    controller.enqueue("ns", "rolling", coalesce=True)
+    assert controller.queue.pop(now[0]) == (("ns", "rolling"), True)
+    controller.enqueue("ns", "other", coalesce=True)
+    controller.enqueue("ns", "other")  # its own event: at once, whatever a child's asked
+    assert controller.queue.pop(now[0]) == (("ns", "other"), False)
