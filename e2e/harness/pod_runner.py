@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from harness.api_json import read_json
 from harness.pod_body import Backoff, PodBody
 from harness.running_pod import RunningPod, metrics_port, served_triton_model, write_json_atomic
 from harness.world import (
@@ -195,18 +196,9 @@ class PodRunner:
 
     def _reader(self, namespace: str) -> Any:
         def read(kind: str, name: str) -> dict[str, Any] | None:
-            from kubernetes.client.exceptions import ApiException
-
             core = self._core()
             call = core.read_namespaced_secret if kind == "secret" else core.read_namespaced_config_map
-            try:
-                response = call(name, namespace, _preload_content=False, _request_timeout=10)
-            except ApiException as e:
-                if e.status == 404:
-                    return None
-                raise
-            body: dict[str, Any] = json.loads(response.data)
-            return body
+            return read_json(call, name, namespace)
 
         return read
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from harness.api_json import read_json
 from harness.gateway import services
 
 Router = Literal["replicas", "gatewayAPI"]
@@ -94,19 +95,9 @@ def _custom(
 ) -> dict[str, Any] | None:
     """A namespaced custom object as JSON; None when it (or its CRD) does not exist."""
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
-    try:
-        custom: Any = client.CustomObjectsApi(api)  # raw JSON: _preload_content=False
-        response = custom.get_namespaced_custom_object(
-            group, version, namespace, plural, name, _preload_content=False, _request_timeout=10
-        )
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    body: dict[str, Any] = json.loads(response.data)
-    return body
+    custom: Any = client.CustomObjectsApi(api)
+    return read_json(custom.get_namespaced_custom_object, group, version, namespace, plural, name)
 
 
 def _backend(api: Any, namespace: str, service: str, weight: int) -> Backend:
