@@ -122,11 +122,16 @@ def setup_logging(fmt: str, level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_gc_tracked = False
+
+
 def track_gc() -> None:
     """Count the cyclic garbage collector's pauses into ``GC_SECONDS`` (it runs holding the GIL,
     one collection at a time); a second call changes nothing."""
-    if any(getattr(c, "__name__", "") == "timed" and c.__module__ == __name__ for c in gc.callbacks):
+    global _gc_tracked
+    if _gc_tracked:
         return
+    _gc_tracked = True
     started: list[float] = []
 
     def timed(phase: str, info: dict[str, int]) -> None:
