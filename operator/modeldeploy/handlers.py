@@ -43,7 +43,8 @@ MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
 CHILDREN = (DEPLOYMENT, POD, SERVICE, CONFIGMAP, HPA)
 WATCHED = (
     Watched(MODELDEPLOYMENT),
-    *(Watched(kind, MANAGED_SELECTOR, OWNER_LABEL) for kind in CHILDREN),
+    *(Watched(kind, MANAGED_SELECTOR, OWNER_LABEL) for kind in CHILDREN if kind != POD),
+    Watched(POD, MANAGED_SELECTOR, OWNER_LABEL, unread=("spec",)),  # passes read metadata, status
     Watched(HTTPROUTE),  # the user's (not labelled by us): all of them, few per namespace
     Watched(CLUSTER_POLICY),
     Watched(NS_POLICY),
@@ -70,7 +71,7 @@ def mid_rollout(cache: ClusterCache) -> Callable[[str, str], bool]:
     store = cache.store(MODELDEPLOYMENT)
 
     def urgent(namespace: str, name: str) -> bool:
-        md = store.get(namespace, name, detached=False)
+        md = store.get(namespace, name)
         rollout = ((md or {}).get("status") or {}).get("rollout") or {}
         return bool(rollout) and not rollout.get("aborted")
 

@@ -150,3 +150,27 @@ def test_managed_fields_are_not_held() -> None:
         assert held is not None and "managedFields" not in held["metadata"]
         assert held["metadata"]["labels"][OWNER] == "m1" and held["data"]
     assert store.get("a", "x") is None  # the re-list did not have it
+
+
+def test_unread_fields_are_not_held() -> None:
+    """A Pod's spec (``unread``) is not held; the rest of the object, and its versions, are."""
+    store = Store(SELECTOR, OWNER, unread=("spec",))
+    event = obj("p", 4, spec={"containers": [{"name": "c"}]}, status={"phase": "Running"})
+    change = store.apply_event("ADDED", event)
+    assert change is not None and change.new is event and "spec" in event  # the event is untouched
+    held = store.get("a", "p")
+    assert held is not None and "spec" not in held and held["status"] == {"phase": "Running"}
+    assert store.versions("a", f"{OWNER}=m1") == ((("a", "p"), "4"),)
+
+
+def test_the_store_is_independent_of_the_bodies_it_was_given() -> None:
+    """What a caller does to a body after handing it over (an event, an API answer) changes
+    nothing held; a deletion's ``old`` is the object as it was held."""
+    store = Store()
+    event = obj("x", 1, data={"v": "1"})
+    store.apply_event("ADDED", event)
+    event["data"]["v"] = "changed after the event"
+    held = store.get("a", "x")
+    assert held is not None and held["data"] == {"v": "1"}
+    change = store.apply_event("DELETED", obj("x", 2))
+    assert change is not None and change.old is not None and change.old["data"] == {"v": "1"}

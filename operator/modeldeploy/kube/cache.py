@@ -46,6 +46,7 @@ class Watched:
     kind: Kind
     selector: str = ""  # server-side label selector of the watch
     index_label: str | None = None  # see Store
+    unread: tuple[str, ...] = ()  # see Store
 
 
 class ClusterCache:
@@ -54,7 +55,7 @@ class ClusterCache:
     ) -> None:
         self._kube = kube
         self._watched = {w.kind: w for w in watched}
-        self._stores = {w.kind: Store(w.selector, w.index_label) for w in watched}
+        self._stores = {w.kind: Store(w.selector, w.index_label, w.unread) for w in watched}
         self._by_type = {(k.api_version, k.kind): k for k in self._stores}
         self._in_scope = in_scope
         self._informers: dict[Kind, Informer] = {}

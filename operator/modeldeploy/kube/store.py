@@ -6,13 +6,19 @@ takes the objects the API server returns to our own writes (write-through), so t
 never sees the state from before it. Every change it accepts is returned as a ``Change`` so the caller
 can turn it into work.
 
+Each object is held frozen: its compact JSON text (a few KiB) beside its key, resourceVersion and
+labels, instead of a tree of dicts (several times larger in Python: 1 KiB of JSON is ~7 KiB of
+objects). A read thaws a fresh copy, which is what a read returned before too (a deep copy), and
+``json.loads`` is cheaper than ``copy.deepcopy``.
+
 resourceVersions are opaque by contract; every API server in practice (etcd revisions) makes them
 integers that grow, which is what the ordering uses. One that is not an integer is always accepted.
 """
 
 from __future__ import annotations
 
-import copy
+import json
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,10 +31,14 @@ EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
 @dataclass(frozen=True)
 class Change:
-    """One accepted change: ``old`` None means created, ``new`` None means deleted."""
+    """One accepted change: ``new`` None means deleted, ``old`` None means created."""
 
-    old: Body | None
+    held: str | None  # the object as held before the change, frozen (None: created)
     new: Body | None
+
+    @property
+    def old(self) -> Body | None:
+        return None if self.held is None else thaw(self.held)
 
     @property
     def object(self) -> Body:
@@ -100,10 +110,30 @@ def rv_of(body: Body | None) -> int | None:
         return None
 
 
-def newer(candidate: Body, held: Body | None) -> bool:
-    """Whether ``candidate`` may replace ``held`` (unknown versions: yes)."""
-    a, b = rv_of(candidate), rv_of(held)
-    return a is None or b is None or a > b
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """One object as the store holds it: frozen, with what lookups need at hand."""
+
+    key: Key
+    version: str | None
+    labels: Mapping[str, str]
+    frozen: str
+
+    @property
+    def rv(self) -> int | None:
+        return _int(self.version)
+
+
+HeldList = list[_Held]
+
+
+def freeze(body: Body) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def thaw(frozen: str) -> Body:
+    body: Body = json.loads(frozen)
+    return body
 
 
 class Store:
@@ -111,49 +141,43 @@ class Store:
 
     ``index_label``: a label whose equality in a selector narrows ``list`` to one bucket (the owner
     label: a ModelDeployment's children are found without scanning the namespace).
+    ``unread``: top-level fields no pass reads (a Pod's ``spec``): not held, to save memory.
     """
 
-    def __init__(self, selector: str = "", index_label: str | None = None) -> None:
+    def __init__(
+        self, selector: str = "", index_label: str | None = None, unread: tuple[str, ...] = ()
+    ) -> None:
         self.selector = selector
         self._requirements = parse_selector(selector)
         self._index_label = index_label
+        self._unread = unread
         self._lock = threading.Lock()
-        self._objects: dict[Key, Body] = {}
-        self._by_namespace: dict[str, dict[str, Body]] = {}
-        self._index: dict[tuple[str, str], dict[str, Body]] = {}
+        self._objects: dict[Key, _Held] = {}
+        self._by_namespace: dict[str, dict[str, _Held]] = {}
+        self._index: dict[tuple[str, str], dict[str, _Held]] = {}
         self._tombstones: dict[Key, int] = {}  # deleted by our own write: older events are stale
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def get(self, namespace: str | None, name: str, detached: bool = True) -> Body | None:
-        """A copy of the object (``detached=False``: the held one itself, to read and never change)."""
+    def get(self, namespace: str | None, name: str) -> Body | None:
+        """A copy of the object, the caller's to change."""
         with self._lock:
-            body = self._objects.get((namespace or "", name))
-            return copy.deepcopy(body) if body is not None and detached else body
+            held = self._objects.get((namespace or "", name))
+        return None if held is None else thaw(held.frozen)
 
     def list(self, namespace: str | None, selector: str = "") -> list[Body]:
-        requirements = parse_selector(selector)
-        with self._lock:
-            candidates = self._candidates(namespace, requirements)
-            found = [b for b in candidates if all(r.matches(labels_of(b)) for r in requirements)]
-            return copy.deepcopy(sorted(found, key=key_of))
+        """Copies of the matching objects, by (namespace, name)."""
+        return [thaw(h.frozen) for h in self._matching(namespace, selector)]
 
     def version(self, namespace: str | None, name: str) -> str | None:
-        """The held object's resourceVersion (None: not held), without copying it."""
+        """The held object's resourceVersion (None: not held), without thawing it."""
         with self._lock:
-            body = self._objects.get((namespace or "", name))
-            return None if body is None else str((body.get("metadata") or {}).get("resourceVersion"))
+            held = self._objects.get((namespace or "", name))
+            return None if held is None else str(held.version)
 
     def versions(self, namespace: str | None, selector: str = "") -> tuple[tuple[Key, str], ...]:
-        """(key, resourceVersion) of what ``list`` would return, without copying anything."""
-        requirements = parse_selector(selector)
-        with self._lock:
-            found = [
-                (key_of(b), str((b.get("metadata") or {}).get("resourceVersion")))
-                for b in self._candidates(namespace, requirements)
-                if all(r.matches(labels_of(b)) for r in requirements)
-            ]
-        return tuple(sorted(found))
+        """(key, resourceVersion) of what ``list`` would return, without thawing anything."""
+        return tuple((h.key, str(h.version)) for h in self._matching(namespace, selector))
 
     def keys(self) -> Keys:
         with self._lock:
@@ -162,7 +186,14 @@ class Store:
     def __len__(self) -> int:
         return len(self._objects)
 
-    def _candidates(self, namespace: str | None, requirements: tuple[Requirement, ...]) -> Iterable[Body]:
+    def _matching(self, namespace: str | None, selector: str) -> HeldList:
+        requirements = parse_selector(selector)
+        with self._lock:
+            candidates = self._candidates(namespace, requirements)
+            found = [h for h in candidates if all(r.matches(h.labels) for r in requirements)]
+        return sorted(found, key=lambda h: h.key)
+
+    def _candidates(self, namespace: str | None, requirements: tuple[Requirement, ...]) -> Iterable[_Held]:
         if namespace and self._index_label:
             for r in requirements:
                 if r.key == self._index_label and r.op == "=":
@@ -179,10 +210,10 @@ class Store:
         with self._lock:
             held = self._objects.get(key)
             if type_ == "DELETED":
-                if held is None or (not newer(body, held) and rv_of(body) != rv_of(held)):
+                if held is None or (not _newer(body, held) and rv_of(body) != held.rv):
                     return None
                 self._remove(key)
-                return Change(held, None)
+                return Change(held.frozen, None)
             tomb = self._tombstones.get(key)
             rv = rv_of(body)
             if tomb is not None and rv is not None and rv <= tomb:
@@ -191,11 +222,11 @@ class Store:
                 if held is None:
                     return None
                 self._remove(key)
-                return Change(held, None)
-            if held is not None and not newer(body, held):
+                return Change(held.frozen, None)
+            if held is not None and not _newer(body, held):
                 return None
             self._put(key, body)
-            return Change(held, body)
+            return Change(None if held is None else held.frozen, body)
 
     def replace(self, items: Iterable[Body], list_version: str | None) -> Changes:
         """A re-list: the list is the truth as of ``list_version``; what was written through after it
@@ -207,18 +238,17 @@ class Store:
             for key, gone in [*self._objects.items()]:
                 if key in fresh:
                     continue
-                held_rv = rv_of(gone)
-                if snapshot is not None and held_rv is not None and held_rv > snapshot:
+                if snapshot is not None and gone.rv is not None and gone.rv > snapshot:
                     continue  # created by our write after the snapshot
                 self._remove(key)
-                changes.append(Change(gone, None))
+                changes.append(Change(gone.frozen, None))
             for key, body in fresh.items():
                 held = self._objects.get(key)
-                if held is not None and not newer(body, held):
+                if held is not None and not _newer(body, held):
                     continue
                 self._put(key, body)
-                if held is None or rv_of(held) != rv_of(body):
-                    changes.append(Change(held, body))
+                if held is None or held.rv != rv_of(body):
+                    changes.append(Change(None if held is None else held.frozen, body))
             self._tombstones.clear()
         return changes
 
@@ -227,13 +257,13 @@ class Store:
         key = key_of(body)
         with self._lock:
             held = self._objects.get(key)
-            if held is not None and not newer(body, held):
+            if held is not None and not _newer(body, held):
                 return False
             if not matches(self._requirements, body):
                 if held is not None:
                     self._remove(key)
                 return False
-            self._put(key, copy.deepcopy(body))
+            self._put(key, body)
             self._tombstones.pop(key, None)
             return True
 
@@ -243,10 +273,10 @@ class Store:
         with self._lock:
             held = self._objects.get(key)
             if body is not None and (body.get("metadata") or {}).get("finalizers"):
-                if held is None or newer(body, held):
-                    self._put(key, copy.deepcopy(body))  # still there until its finalizers run
+                if held is None or _newer(body, held):
+                    self._put(key, body)  # still there until its finalizers run
                 return
-            versions = [v for v in (rv_of(body), rv_of(held)) if v is not None]
+            versions = [v for v in (rv_of(body), None if held is None else held.rv) if v is not None]
             if versions:
                 self._tombstones[key] = max(versions)
             if held is not None:
@@ -255,18 +285,24 @@ class Store:
     # --- internals -------------------------------------------------------------------------------
 
     def _put(self, key: Key, body: Body) -> None:
-        """Hold ``body`` (the store's own copy) without its managedFields: no pass reads them, and
-        they are often the larger part of an object (controller-runtime strips them too)."""
-        metadata = body.get("metadata")
-        if isinstance(metadata, dict):
-            metadata.pop("managedFields", None)
+        """Hold ``body`` frozen, without its managedFields (no pass reads them, and they are often
+        the larger part of an object; controller-runtime strips them too) or the ``unread`` fields.
+        ``body`` itself is left as it was: it may be the caller's."""
+        metadata = body.get("metadata") or {}
+        dropped = {"managedFields"} if "managedFields" in metadata else set()
+        kept = {k: v for k, v in body.items() if k not in self._unread}
+        if dropped:
+            kept["metadata"] = {k: v for k, v in metadata.items() if k not in dropped}
+        labels = {sys.intern(k): sys.intern(str(v)) for k, v in labels_of(body).items()}
+        version = metadata.get("resourceVersion")
+        held = _Held(key, None if version is None else str(version), labels, freeze(kept))
         self._remove(key)
-        self._objects[key] = body
-        self._by_namespace.setdefault(key[0], {})[key[1]] = body
+        self._objects[key] = held
+        self._by_namespace.setdefault(key[0], {})[key[1]] = held
         if self._index_label is not None:
-            value = labels_of(body).get(self._index_label)
+            value = labels.get(self._index_label)
             if value is not None:
-                self._index.setdefault((key[0], value), {})[key[1]] = body
+                self._index.setdefault((key[0], value), {})[key[1]] = held
 
     def _remove(self, key: Key) -> None:
         held = self._objects.pop(key, None)
@@ -278,13 +314,19 @@ class Store:
             if not bucket:
                 del self._by_namespace[key[0]]
         if self._index_label is not None:
-            value = labels_of(held).get(self._index_label)
+            value = held.labels.get(self._index_label)
             if value is not None:
                 index = self._index.get((key[0], value))
                 if index is not None:
                     index.pop(key[1], None)
                     if not index:
                         del self._index[(key[0], value)]
+
+
+def _newer(candidate: Body, held: _Held) -> bool:
+    """Whether ``candidate`` may replace ``held`` (unknown versions: yes)."""
+    a, b = rv_of(candidate), held.rv
+    return a is None or b is None or a > b
 
 
 def _int(value: str | None) -> int | None:
