@@ -244,6 +244,18 @@ def gc_seconds(scraped: str) -> dict[str, float]:
     return {g: metric_sum(scraped, series.format(g)) for g in ("0", "1", "2")}
 
 
+def writes(scraped: str) -> dict[str, float]:
+    """The operator's API writes by verb and kind (``modeldeploy_api_writes_total``), e.g.
+    ``{"patch Deployment": 2.0}``."""
+    out: dict[str, float] = {}
+    for line in scraped.splitlines():
+        if line.startswith("modeldeploy_api_writes_total{"):
+            labels, value = line[len("modeldeploy_api_writes_total{") :].rsplit("} ", 1)
+            pairs = dict(p.split("=", 1) for p in labels.split(","))
+            out[f"{pairs['verb'].strip(chr(34))} {pairs['kind'].strip(chr(34))}"] = float(value)
+    return out
+
+
 def md_ready(md: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -410,6 +422,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["metrics_series"] = sum(1 for ln in scraped1.splitlines() if ln and not ln.startswith("#"))
         passes0, passes1 = passes(scraped0), passes(scraped1)
         result["passes_before_idle"] = passes0  # the burst's (and its settling's) passes
+        result["writes_before_idle"] = writes(scraped0)
         gc0, gc1 = gc_seconds(scraped0), gc_seconds(scraped1)
         result["idle_passes_by_result"] = {k: passes1[k] - passes0[k] for k in passes1}
         result["idle_gc_seconds_by_generation"] = {g: round(gc1[g] - gc0[g], 3) for g in gc1}
