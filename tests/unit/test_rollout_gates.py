@@ -111,6 +111,20 @@ def test_a_first_revision_past_the_deadline_is_degraded_not_aborted() -> None:
     assert shell.status.phase == "Healthy" and shell.status.stable_unready_since is None
 
 
+def test_the_not_ready_stretch_starts_in_the_pass_that_asks_for_the_pods() -> None:
+    """The pass that creates the first revision's workload starts its stretch (the status is
+    written once for it, not again on the next pass), and the deadline counts from there."""
+    shell = Shell(make_spec(deadline=60))
+    shell.frozen.add("r0")
+    shell.deploy("r0")
+    started = shell.status.stable_unready_since
+    assert started is not None
+    shell.run(30)
+    assert shell.status.stable_unready_since == started, "the stretch keeps its start"
+    shell.run(31)
+    assert shell.status.phase == "Degraded"
+
+
 def test_no_weight_moves_before_the_smoke_test_passes() -> None:
     shell = stable_shell(make_spec(smoke=True))
     shell.deploy("r1")

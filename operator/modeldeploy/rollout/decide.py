@@ -16,6 +16,7 @@ No I/O and no clock: ``now`` is the only time, so the same inputs give the same 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -56,6 +57,8 @@ from modeldeploy.rollout.types import (
     Log,
     Observations,
     Plan,
+    RevisionObservation,
+    ScaleRevision,
     SetPreview,
     SetWeight,
     SwitchActive,
@@ -242,7 +245,7 @@ def _finish(
     phase = _phase(ctx, status.phase, stable, st)
     stable_since = None
     if st is None or finished(st, stable):
-        stable_since = unready_since(ctx.observed(stable), status.stable_unready_since, ctx.stamp)
+        stable_since = unready_since(_as_scaled(ctx, stable, scaling), status.stable_unready_since, ctx.stamp)
         if past_deadline(ctx.spec, stable_since, ctx.now):
             message = deadline_message(ctx, stable)
             if _condition_reason(status, "Progressing") != DEADLINE_REASON:
@@ -271,6 +274,18 @@ def _finish(
 
 def _condition_reason(status: ModelDeploymentStatus, type_: str) -> str | None:
     return next((c.reason for c in status.conditions if c.type == type_), None)
+
+
+def _as_scaled(ctx: Pass, revision: str, scaling: Sequence[ScaleAction]) -> RevisionObservation:
+    """The revision as it stands once this pass's scaling is applied: a workload this pass creates
+    or scales asks for its pods from now on (its not-Ready stretch starts with this pass, not the
+    next one, so the status is written once for it)."""
+    observed = ctx.observed(revision)
+    for action in scaling:
+        if action.revision == revision:
+            replicas = action.replicas if isinstance(action, ScaleRevision) else 0
+            return dataclasses.replace(observed, replicas=replicas)
+    return observed
 
 
 def _scaling(
