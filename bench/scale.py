@@ -42,6 +42,7 @@ for sub in ("operator", "tests", "e2e"):
 
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import watch as k8s_watch  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from localcluster.nodes import kwok_node  # noqa: E402
 from modeldeploy.api.spec import ModelDeploymentSpec  # noqa: E402
@@ -247,13 +248,12 @@ def gc_seconds(scraped: str) -> dict[str, float]:
 def writes(scraped: str) -> dict[str, float]:
     """The operator's API writes by verb and kind (``modeldeploy_api_writes_total``), e.g.
     ``{"patch Deployment": 2.0}``."""
-    out: dict[str, float] = {}
-    for line in scraped.splitlines():
-        if line.startswith("modeldeploy_api_writes_total{"):
-            labels, value = line[len("modeldeploy_api_writes_total{") :].rsplit("} ", 1)
-            pairs = dict(p.split("=", 1) for p in labels.split(","))
-            out[f"{pairs['verb'].strip(chr(34))} {pairs['kind'].strip(chr(34))}"] = float(value)
-    return out
+    return {
+        f"{s.labels['verb']} {s.labels['kind']}": s.value
+        for family in text_string_to_metric_families(scraped)
+        for s in family.samples
+        if s.name == "modeldeploy_api_writes_total"
+    }
 
 
 def md_ready(md: dict[str, Any]) -> bool:

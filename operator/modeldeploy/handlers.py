@@ -41,10 +41,10 @@ log = logging.getLogger(__name__)
 
 MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
 CHILDREN = (DEPLOYMENT, POD, SERVICE, CONFIGMAP, HPA)
+UNREAD = {POD: ("spec",)}  # fields of a child that no pass reads (a Pod's: metadata and status only)
 WATCHED = (
     Watched(MODELDEPLOYMENT),
-    *(Watched(kind, MANAGED_SELECTOR, OWNER_LABEL) for kind in CHILDREN if kind != POD),
-    Watched(POD, MANAGED_SELECTOR, OWNER_LABEL, unread=("spec",)),  # passes read metadata, status
+    *(Watched(kind, MANAGED_SELECTOR, OWNER_LABEL, UNREAD.get(kind, ())) for kind in CHILDREN),
     Watched(HTTPROUTE),  # the user's (not labelled by us): all of them, few per namespace
     Watched(CLUSTER_POLICY),
     Watched(NS_POLICY),

@@ -289,10 +289,9 @@ class Store:
         the larger part of an object; controller-runtime strips them too) or the ``unread`` fields.
         ``body`` itself is left as it was: it may be the caller's."""
         metadata = body.get("metadata") or {}
-        dropped = {"managedFields"} if "managedFields" in metadata else set()
         kept = {k: v for k, v in body.items() if k not in self._unread}
-        if dropped:
-            kept["metadata"] = {k: v for k, v in metadata.items() if k not in dropped}
+        if "managedFields" in metadata:
+            kept["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
         labels = {sys.intern(k): sys.intern(str(v)) for k, v in labels_of(body).items()}
         version = metadata.get("resourceVersion")
         held = _Held(key, None if version is None else str(version), labels, freeze(kept))
