@@ -46,6 +46,7 @@ class Recorder:
     _thread: threading.Thread | None = None
     _seen_events: set[str] = field(default_factory=set)
     _seen_measurements: set[tuple[str, str, str]] = field(default_factory=set)
+    _polls: int = 0  # polls completed
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_measurement: Callable[[dict[str, Any]], None] | None = None
 
@@ -76,6 +77,24 @@ class Recorder:
     def reasons(self) -> list[str]:
         return [e["reason"] for e in self.events]
 
+    def wait_for_reasons(self, *wanted: str, timeout: float = 30) -> list[str]:
+        """The Events' reasons once every one of ``wanted`` is among them. A test that waited for a
+        status (RolledBack, a new stable) must still wait for the Event that tells it: the Event is
+        written by its own request, and reaches this recorder on its next poll. On return the
+        measurements too are at least as new as the status the test saw."""
+        deadline = time.monotonic() + timeout
+        polls = self._polls + 2  # and one whole poll begun after this call: the status it read is as new
+        while not set(wanted) <= set(self.reasons()) or self._polls < polls:
+            if time.monotonic() > deadline or (self._thread is not None and not self._thread.is_alive()):
+                missing = sorted(set(wanted) - set(self.reasons()))
+                raise AssertionError(
+                    f"Events {self.reasons()} lack {missing} after {timeout}s"
+                    if missing
+                    else f"the recorder completed no poll in {timeout}s"
+                )
+            time.sleep(self.interval)
+        return self.reasons()
+
     # --- loop ------------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -87,6 +106,7 @@ class Recorder:
             stopping = self._stop.is_set()
             with contextlib.suppress(Exception):  # a transient API error must not end the recording
                 self._poll(custom, core)
+                self._polls += 1
             if stopping:
                 return  # one last poll after stop(), so nothing written before it is missed
             self._stop.wait(self.interval)

@@ -209,7 +209,7 @@ def test_ab_by_header_sends_insiders_to_the_canary_and_promotes(env: Env) -> Non
     assert during.get(INSIDERS.name, {}).get(canary, 0) >= 10, by_kind  # insiders reached it
     assert set(during[INSIDERS.name]) == {canary}, by_kind  # every insider, while A/B held
     assert set(during.get(EVERYONE, {})) == {old}, by_kind  # everyone else stayed on stable
-    assert "ABTestStarted" in rec.reasons() and "RolloutPromoted" in rec.reasons()
+    rec.wait_for_reasons("ABTestStarted", "RolloutPromoted")
     judged = [m for m in rec.measurements if m["revision"] == canary and m["verdict"] == "Successful"]
     assert judged, rec.measurements  # the A/B group's own series were judged
 
@@ -228,7 +228,7 @@ def test_ab_with_a_bad_canary_is_rolled_back_and_others_never_see_it(env: Env) -
     traffic = load.traffic()
     assert traffic.audience(INSIDERS.name).get(canary) is not None, traffic.summary()
     assert canary not in traffic.audience(EVERYONE), traffic.summary()  # not a single one
-    assert {"ABTestStarted", "ABTestFailed", "RolledBack"} <= set(rec.reasons())
+    rec.wait_for_reasons("ABTestStarted", "ABTestFailed", "RolledBack")
     failed = [m for m in rec.measurements if m["revision"] == canary and m["verdict"] == "Failed"]
     assert failed, rec.measurements
     assert_compared(rec.measurements, canary)
@@ -250,7 +250,7 @@ def test_a_good_shadow_passes_before_weights_move_then_promotes(env: Env) -> Non
     assert load.traffic().mirrored.get(canary) is not None
     weighted = by_kind.get("weights", {})
     assert sum(revs.get(canary, 0) for revs in weighted.values()) > 0, by_kind  # then weights moved
-    assert {"ShadowStarted", "ShadowPassed", "WeightChanged", "RolloutPromoted"} <= set(rec.reasons())
+    rec.wait_for_reasons("ShadowStarted", "ShadowPassed", "WeightChanged", "RolloutPromoted")
     judged = [
         m
         for m in rec.measurements
@@ -274,7 +274,7 @@ def test_a_bad_shadow_is_removed_before_any_user_reaches_it(env: Env) -> None:
     traffic = load.traffic()
     assert canary not in traffic.by_revision, traffic.summary()  # 0 live requests, ever
     assert traffic.mirrored.get(canary) is not None and traffic.mirrored[canary].error > 0, traffic.summary()
-    assert {"ShadowStarted", "ShadowFailed", "RolledBack"} <= set(rec.reasons())
+    rec.wait_for_reasons("ShadowStarted", "ShadowFailed", "RolledBack")
     assert "WeightChanged" not in rec.reasons()
     assert_compared(rec.measurements, canary)
 
@@ -311,4 +311,4 @@ def test_session_affinity_keeps_users_the_weights_sent_to_the_canary_there(env: 
             switched += first > 0
     assert sticky_on >= 2, load.history()  # users the 20% weight sent to the canary stayed there
     assert switched >= 1, load.history()  # some were on stable first: the weight, not the cookie, chose
-    assert "RolloutPromoted" in rec.reasons()
+    rec.wait_for_reasons("RolloutPromoted")

@@ -264,7 +264,7 @@ def test_a_good_version_is_canaried_and_promoted_on_real_metrics(
         m["verdict"] == "Successful" and m["value"] == 0 and (m.get("samples") or 0) > 0 for m in measured
     )
     assert all(m["verdict"] != "Failed" for m in measured), measured
-    assert "RolloutPromoted" in world.recorder.reasons()
+    world.recorder.wait_for_reasons("RolloutPromoted")
 
 
 def test_a_bad_version_is_rolled_back_by_itself(world: RealWorld, versions: dict[str, str]) -> None:
@@ -289,7 +289,7 @@ def test_a_bad_version_is_rolled_back_by_itself(world: RealWorld, versions: dict
     failed = [m for m in world.recorder.measurements if m["verdict"] == "Failed"]
     assert failed and failed[-1]["guardrail"] == "error-rate" and failed[-1]["revision"] == canary
     assert failed[-1]["value"] > ANALYSIS["guardrails"][0]["max"]  # type: ignore[index]
-    assert "RolledBack" in world.recorder.reasons()
+    world.recorder.wait_for_reasons("RolledBack")
     poll("back on two stable pods", lambda: len(world.runner.running(world.ns, NAME)) == 2, timeout=60)
 
 
@@ -312,7 +312,7 @@ def test_a_missing_object_is_aborted_by_the_progress_deadline_with_the_initializ
     assert any(missing in m and "progressDeadlineSeconds" in m for m in messages), json.dumps(
         st.get("conditions"), indent=1
     )
-    assert "ProgressDeadlineExceeded" in world.recorder.reasons()
+    world.recorder.wait_for_reasons("ProgressDeadlineExceeded")
     # no canary pod ever became Ready; the stable ones kept serving
     assert all(p.revision == stable for p in world.runner.running(world.ns, NAME))
     window = load.wait_for_requests(10, since=load.traffic(), timeout=60)
@@ -345,4 +345,4 @@ def test_a_missing_credentials_secret_is_reported_from_the_pod_and_stable_keeps_
     # the Secret appears: the waiting pod starts and the rollout goes on to promotion by itself
     world.create_secret("model-store-v2")
     assert world.stable(timeout=240) == canary
-    assert "RolloutPromoted" in world.recorder.reasons()
+    world.recorder.wait_for_reasons("RolloutPromoted")

@@ -190,8 +190,8 @@ def test_healthy_canary_walks_every_step_and_becomes_stable(env: Env) -> None:
     # status.canaryWeight is the share the replicas router really reached (ready canary / ready pods)
     weights = [w for w in rec.distinct("weight") if w]
     assert 25 in weights and 50 in weights and weights.index(25) < weights.index(50), weights
-    reasons = rec.reasons()
-    assert reasons.count("RolloutPromoted") == 1 and "RolloutStarted" in reasons
+    reasons = rec.wait_for_reasons("RolloutPromoted", "RolloutStarted")
+    assert reasons.count("RolloutPromoted") == 1
     assert all(m["verdict"] != "Failed" for m in rec.measurements)
     assert any(m["verdict"] == "Successful" and m["revision"] == new for m in rec.measurements)
     # the old revision's workload is removed
@@ -250,7 +250,7 @@ def test_bad_canary_is_rolled_back_automatically(env: Env) -> None:
     assert st["stableRevision"] == stable
     failed = [m for m in rec.measurements if m["verdict"] == "Failed"]
     assert failed and failed[-1]["guardrail"] == "error-rate"
-    assert "RolledBack" in rec.reasons()
+    rec.wait_for_reasons("RolledBack")
     assert (st.get("rollout") or {}).get("aborted") is True
     # traffic is back on stable: no ready endpoint of the Service belongs to the canary
     pods = json.loads(
@@ -370,7 +370,7 @@ def test_blue_green_good_is_promoted(env: Env) -> None:
     green = env.canary("bg")
     assert env.stable("bg", timeout=180) == green
     assert _active_selector(env, "bg") == green
-    assert "RolloutPromoted" in rec.reasons()
+    rec.wait_for_reasons("RolloutPromoted")
     poll(
         "blue scaled down",
         lambda: env.cluster.kubectl("get", "deploy", f"bg-{blue}", "-n", env.ns, check=False).returncode != 0,
@@ -422,7 +422,7 @@ def test_new_revision_mid_canary_restarts_against_stable(env: Env) -> None:
     st = status(env.cluster, env.ns, "third")
     assert st["stableRevision"] == stable and st["currentStep"] in (0, 1)
     assert env.stable("third", timeout=180) == third
-    assert "RevisionSuperseded" in rec.reasons()
+    rec.wait_for_reasons("RevisionSuperseded")
     assert second not in [s.stable for s in rec.snapshots]  # the half-analysed revision never became stable
 
 
@@ -445,6 +445,7 @@ def test_operator_restart_resumes_at_the_same_step(env: Env) -> None:
     after = status(env.cluster, env.ns, "restart")
     assert after["currentStep"] >= before["currentStep"]
     assert env.stable("restart", timeout=180) == new
+    rec.wait_for_reasons("RolloutPromoted")
     rec.stop()
     # no step repeated or skipped across the restart, no double promotion
     assert step_messages(rec) == expected_steps(new)

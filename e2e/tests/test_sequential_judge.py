@@ -109,7 +109,7 @@ def test_an_aa_canary_is_promoted_on_evidence_of_no_regression(env: Env) -> None
 
     final = env.stable("seqaa", timeout=360)
     assert final == new != old
-    assert "RolloutPromoted" in rec.reasons()
+    rec.wait_for_reasons("RolloutPromoted")
     seq = [m for m in rec.measurements if m["guardrail"] == "errors-vs-stable" and m["revision"] == new]
     assert seq and seq[-1]["verdict"] == "Successful", seq
     assert seq[-1]["evidence"]["decision"] == "NoRegression"
