@@ -539,3 +539,22 @@ def test_properties_value_cannot_inject_a_new_property() -> None:
     assert properties_value("a\\b") == "a\\\\b"
     assert properties_value("é") == "\\u00e9"
     assert properties_value(False) == "false"
+
+
+@pytest.mark.parametrize("runtime", sorted(RUNTIMES))
+def test_a_config_is_rendered_again_without_touching_the_filesystem(
+    runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pass renders its runtime's config (it is part of the revision's name): the packaged
+    templates are read and compiled once, not looked up on disk again for each render."""
+    spec = make_spec(runtime)
+    first = get_runtime(runtime).render_config(spec)
+
+    def no_disk(*args: object) -> None:
+        raise AssertionError(f"a template was looked up on disk again: {args}")
+
+    import os.path
+
+    monkeypatch.setattr(os.path, "getmtime", no_disk)
+    monkeypatch.setattr(os.path, "isfile", no_disk)
+    assert get_runtime(runtime).render_config(spec) == first

@@ -86,6 +86,9 @@ def properties_json(value: Any) -> str:
 def make_environment() -> Environment:
     env = Environment(
         loader=PackageLoader("modeldeploy.runtimes", "templates"),
+        # The templates ship inside the package and never change while it runs: compiled once, not
+        # stat()ed again on every render (each pass renders its runtime's config to name the revision).
+        auto_reload=False,
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
