@@ -9,6 +9,7 @@ place for the next run unless ``--remove-nodes``. Measured in one run:
 - floor: the same children the operator would create for N models (ConfigMap, Deployment, Service,
   built by modeldeploy.children) applied by kubectl with no operator, until every Deployment is Ready;
 - burst: N ModelDeployments applied the same way, until every one says Ready=True; ratio to the floor;
+  both are counted by a watch (``ReadyWatch``), not by listing all N objects each round;
 - operator peak RSS (VmHWM of the process, at the end of the run);
 - idle: once no write has been seen for 10 s, the operator's CPU-seconds per minute and its API
   requests by verb over ``--idle-seconds`` (counted by the API server itself: an APF FlowSchema per
@@ -67,6 +68,7 @@ from modeldeploy_testing.operator import (  # noqa: E402
 )
 
 RESULTS = REPO / "bench" / "results"
+MODELDEPLOYMENTS = ("modeldeploy.dev", "v1alpha1", "modeldeployments")
 PODS_PER_NODE = 250
 APPLY_CHUNK = 250
 WRITES = ("create", "update", "patch", "delete")
@@ -143,10 +145,69 @@ def apply_burst(cluster: Cluster, objects: list[dict[str, Any]], namespace: str)
         )
 
 
-def items(cluster: Cluster, kind: str, namespace: str) -> list[dict[str, Any]]:
-    out = cluster.kubectl("get", kind, "-n", namespace, "-o", "json", timeout=300).stdout
-    found: list[dict[str, Any]] = json.loads(out)["items"]
-    return found
+class ReadyWatch:
+    """How many objects of one kind in a namespace are Ready: one list, then a watch (a thread).
+
+    The observer must not load what it measures: a list of N objects every round costs the API
+    server O(N) per round, and the rounds grow with N too (at 5,000 a kubectl list each round kept a
+    quarter of a core busy on its own). A watch costs one event per change, the same for the floor
+    and the burst."""
+
+    def __init__(self, api: Any, namespace: str, resource: tuple[str, str, str], ready: Any) -> None:
+        self._custom = k8s.CustomObjectsApi(api)
+        self._where = (*resource[:2], namespace, resource[2])  # group, version, namespace, plural
+        self._is_ready = ready
+        self._ready: dict[str, bool] = {}
+        self._failed: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def count(self) -> int:
+        if self._failed is not None:
+            raise RuntimeError(f"the Ready watch on {self._where[3]} ended: {self._failed!r}")
+        return sum(self._ready.values())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        try:
+            version: str | None = None
+            while not self._stop.is_set():
+                if version is None:  # first, or the watch's version expired (410): list again
+                    listed: dict[str, Any] = self._custom.list_namespaced_custom_object(*self._where)
+                    self._ready = {o["metadata"]["name"]: self._is_ready(o) for o in listed["items"]}
+                    version = listed["metadata"]["resourceVersion"]
+                version = self._watch(version)
+        except BaseException as exc:  # handed to count(), which the waiting loop calls
+            self._failed = exc
+
+    def _watch(self, version: str) -> str | None:
+        stream = k8s_watch.Watch().stream(
+            self._custom.list_namespaced_custom_object,
+            *self._where,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=60,
+        )
+        try:
+            for event in stream:
+                obj = event["object"]
+                version = obj["metadata"]["resourceVersion"]
+                if event["type"] == "DELETED":
+                    self._ready.pop(obj["metadata"]["name"], None)
+                elif event["type"] in ("ADDED", "MODIFIED"):
+                    self._ready[obj["metadata"]["name"]] = self._is_ready(obj)
+        except k8s.ApiException as exc:
+            if exc.status != 410:
+                raise
+            return None
+        return version
+
+
+def deployment_ready(deployment: dict[str, Any]) -> bool:
+    return bool((deployment.get("status") or {}).get("readyReplicas"))
 
 
 def wait_count(what: str, count: int, fn: Any, timeout: float) -> None:
@@ -187,15 +248,11 @@ def floor_children(namespace: str, models: list[str]) -> list[dict[str, Any]]:
 def measure_floor(cluster: Cluster, models: list[str], timeout: float) -> float:
     ns = new_namespace(cluster, "bench-floor-")
     try:
+        watch = ReadyWatch(cluster.api_client(), ns, ("apps", "v1", "deployments"), deployment_ready)
         started = time.monotonic()
         apply_burst(cluster, floor_children(ns, models), ns)
-
-        def ready() -> int:
-            return sum(
-                1 for d in items(cluster, "deployments", ns) if (d.get("status") or {}).get("readyReplicas")
-            )
-
-        wait_count("floor Deployments ready", len(models), ready, timeout)
+        wait_count("floor Deployments ready", len(models), watch.count, timeout)
+        watch.stop()
         return time.monotonic() - started
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
@@ -394,14 +451,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         proc.start()
         assert proc.proc is not None
         pid = proc.proc.pid
+        watch = ReadyWatch(cluster.api_client(), ns, MODELDEPLOYMENTS, md_ready)
         started = time.monotonic()
         if not args.existing:
             apply_burst(cluster, [md_manifest(n) for n in models], ns)
-
-        def ready() -> int:
-            return sum(1 for md in items(cluster, "modeldeployments", ns) if md_ready(md))
-
-        wait_count("ModelDeployments Ready", len(models), ready, timeout)
+        wait_count("ModelDeployments Ready", len(models), watch.count, timeout)
+        watch.stop()
         key = "restart_to_all_ready_seconds" if args.existing else "burst_seconds"
         result[key] = round(time.monotonic() - started, 1)
         if "floor_seconds" in result and "burst_seconds" in result:
