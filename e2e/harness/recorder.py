@@ -85,7 +85,9 @@ class Recorder:
         deadline = time.monotonic() + timeout
         polls = self._polls + 2  # and one whole poll begun after this call: the status it read is as new
         while not set(wanted) <= set(self.reasons()) or self._polls < polls:
-            if time.monotonic() > deadline or (self._thread is not None and not self._thread.is_alive()):
+            if self._thread is None or not self._thread.is_alive():
+                raise RuntimeError("the recorder is not running: wait for Events before stop()")
+            if time.monotonic() > deadline:
                 missing = sorted(set(wanted) - set(self.reasons()))
                 raise AssertionError(
                     f"Events {self.reasons()} lack {missing} after {timeout}s"

@@ -181,6 +181,7 @@ def test_healthy_canary_walks_every_step_and_becomes_stable(env: Env) -> None:
     assert new != old
     final = env.stable("good", timeout=180)
     elapsed = time.time() - started
+    reasons = rec.wait_for_reasons("RolloutPromoted", "RolloutStarted")
     rec.stop()
 
     assert final == new
@@ -190,7 +191,6 @@ def test_healthy_canary_walks_every_step_and_becomes_stable(env: Env) -> None:
     # status.canaryWeight is the share the replicas router really reached (ready canary / ready pods)
     weights = [w for w in rec.distinct("weight") if w]
     assert 25 in weights and 50 in weights and weights.index(25) < weights.index(50), weights
-    reasons = rec.wait_for_reasons("RolloutPromoted", "RolloutStarted")
     assert reasons.count("RolloutPromoted") == 1
     assert all(m["verdict"] != "Failed" for m in rec.measurements)
     assert any(m["verdict"] == "Successful" and m["revision"] == new for m in rec.measurements)
