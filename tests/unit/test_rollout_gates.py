@@ -7,7 +7,7 @@ import pytest
 from modeldeploy.api.smoke import SmokeTest
 from modeldeploy.api.spec import AnalysisStep, CanaryStep, CanaryStrategy, ModelDeploymentSpec, Rollout
 from modeldeploy.api.status import SmokeTestResult
-from modeldeploy.rollout import RevisionObservation, SetWeight
+from modeldeploy.rollout import RevisionObservation, SetWeight, next_wakeup
 from modeldeploy.rollout.gates import smoke_test_due
 from modeldeploy.rollout.pod_health import PodProblem
 
@@ -161,3 +161,22 @@ def test_an_answer_for_another_revision_is_ignored() -> None:
     shell.settle(2)
     shell.run(smoke_test=answer("r9", True))
     assert shell.status.rollout is not None and shell.status.rollout.smoke_test is None
+
+
+def test_a_first_revision_waiting_for_its_pods_wakes_only_for_its_deadline() -> None:
+    """With no rollout running, pods becoming Ready arrive as watch events: the only pass that no
+    event starts is the one at the progress deadline (no polling while thousands of models wait
+    for their pods), and none once the deadline is reported."""
+    shell = Shell(make_spec(deadline=60))
+    shell.frozen.add("r0")
+    shell.deploy("r0")
+    assert next_wakeup(shell.spec, shell.status, shell.now) == 60
+    shell.run(45)
+    assert next_wakeup(shell.spec, shell.status, shell.now) == 15
+    shell.run(16)
+    assert shell.status.phase == "Degraded"
+    assert next_wakeup(shell.spec, shell.status, shell.now) is None
+    shell.frozen.discard("r0")
+    shell.settle()
+    assert shell.status.phase == "Healthy"
+    assert next_wakeup(shell.spec, shell.status, shell.now) is None

@@ -8,6 +8,7 @@ from datetime import datetime
 from modeldeploy.api.common import parse_duration
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus, RolloutState
+from modeldeploy.rollout.gates import DEADLINE_REASON
 from modeldeploy.rollout.strategies import strategy_of
 from modeldeploy.rollout.timefmt import parse_rfc3339, seconds_left, seconds_since
 
@@ -66,13 +67,13 @@ def next_wakeup(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: d
     """Seconds until the next pass is needed without any watch event; ``None``: nothing to wait for.
 
     Paused rollouts and rollouts waiting for ``promote`` sleep; an analysis wakes up for its next
-    measurement; timed pauses and the blue-green scale-down delay for their end; anything else
-    still moving (pods starting or terminating, stable returning to full after a rollback) polls.
+    measurement; timed pauses and the blue-green scale-down delay for their end; a rollout still
+    moving (pods starting or terminating) polls. With no rollout running, pods starting or
+    terminating bring their own watch events: only the stable's progress deadline needs a timer.
     """
     st = status.rollout
     if st is None or st.aborted:
-        settled = status.replicas == status.ready_replicas == spec.replicas
-        return None if settled else POLL_SECONDS
+        return _stable_deadline(spec, status, now)
     strategy = strategy_of(st)
     deadline = (
         seconds_left(st.unready_since, spec.rollout.progress_deadline_seconds, now)
@@ -93,3 +94,14 @@ def next_wakeup(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: d
             timer = min(timer, seconds_left(_checked_from(st), every, now))
     waits = [POLL_SECONDS] + ([timer] if timer is not None else [])
     return min(waits) if analysis is None else timer
+
+
+def _stable_deadline(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> float | None:
+    """Seconds until the stable workload's progress deadline, while it is not Ready and the deadline
+    has not been reported yet (the Progressing condition says so once a pass has seen it pass)."""
+    if status.stable_unready_since is None:
+        return None
+    progressing = next((c for c in status.conditions if c.type == "Progressing"), None)
+    if progressing is not None and progressing.reason == DEADLINE_REASON:
+        return None
+    return seconds_left(status.stable_unready_since, spec.rollout.progress_deadline_seconds, now)
