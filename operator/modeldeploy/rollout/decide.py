@@ -39,6 +39,7 @@ from modeldeploy.rollout.gates import (
     check_smoke_test,
     deadline_message,
     past_deadline,
+    stable_deadline_reported,
     unready_since,
 )
 from modeldeploy.rollout.replicas import ScaleAction, plan_scaling, surge_limit
@@ -248,7 +249,7 @@ def _finish(
         stable_since = unready_since(_as_scaled(ctx, stable, scaling), status.stable_unready_since, ctx.stamp)
         if past_deadline(ctx.spec, stable_since, ctx.now):
             message = deadline_message(ctx, stable)
-            if _condition_reason(status, "Progressing") != DEADLINE_REASON:
+            if not stable_deadline_reported(status):
                 ctx.event("Warning", DEADLINE_REASON, message)
             condition, phase = ("False", DEADLINE_REASON, message), "Degraded"
     new = status.model_copy(
@@ -270,10 +271,6 @@ def _finish(
     actions: list[Action] = [*ctx.actions, *scaling]
     actions.append(Log(_log_fields(ctx, new, actions)))
     return Plan(actions, new)
-
-
-def _condition_reason(status: ModelDeploymentStatus, type_: str) -> str | None:
-    return next((c.reason for c in status.conditions if c.type == type_), None)
 
 
 def _as_scaled(ctx: Pass, revision: str, scaling: Sequence[ScaleAction]) -> RevisionObservation:

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus, RolloutState
+from modeldeploy.rollout.conditions import get_condition
 from modeldeploy.rollout.state import Pass, Undo, mark_aborted, short
 from modeldeploy.rollout.timefmt import seconds_since
 from modeldeploy.rollout.types import RevisionObservation
@@ -40,6 +41,13 @@ def unready_since(obs: RevisionObservation, since: str | None, stamp: str) -> st
 
 def past_deadline(spec: ModelDeploymentSpec, since: str | None, now: datetime) -> bool:
     return since is not None and seconds_since(since, now) >= spec.rollout.progress_deadline_seconds
+
+
+def stable_deadline_reported(status: ModelDeploymentStatus) -> bool:
+    """A pass has seen the stable workload's progress deadline pass (its Event is out): the
+    Progressing condition says so until the workload is Ready again."""
+    progressing = get_condition(status.conditions, "Progressing")
+    return progressing is not None and progressing.reason == DEADLINE_REASON
 
 
 def deadline_message(ctx: Pass, revision: str) -> str:

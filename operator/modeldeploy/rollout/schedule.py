@@ -8,7 +8,7 @@ from datetime import datetime
 from modeldeploy.api.common import parse_duration
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus, RolloutState
-from modeldeploy.rollout.gates import DEADLINE_REASON
+from modeldeploy.rollout.gates import stable_deadline_reported
 from modeldeploy.rollout.strategies import strategy_of
 from modeldeploy.rollout.timefmt import parse_rfc3339, seconds_left, seconds_since
 
@@ -98,10 +98,7 @@ def next_wakeup(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: d
 
 def _stable_deadline(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> float | None:
     """Seconds until the stable workload's progress deadline, while it is not Ready and the deadline
-    has not been reported yet (the Progressing condition says so once a pass has seen it pass)."""
-    if status.stable_unready_since is None:
-        return None
-    progressing = next((c for c in status.conditions if c.type == "Progressing"), None)
-    if progressing is not None and progressing.reason == DEADLINE_REASON:
+    has not been reported yet."""
+    if status.stable_unready_since is None or stable_deadline_reported(status):
         return None
     return seconds_left(status.stable_unready_since, spec.rollout.progress_deadline_seconds, now)
