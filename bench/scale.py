@@ -16,6 +16,9 @@ place for the next run unless ``--remove-nodes``. Measured in one run:
   verb for the operator's own ServiceAccount, see tests/modeldeploy_testing/apicount.py);
 - spec change -> new revision Deployment: ``--changes`` models get a new model version, one after
   the other; the latency is from the patch's answer to the new Deployment's ADDED event on a watch.
+- where each phase's control-plane work came from: CPU-seconds by process, the API writes of each
+  user (controller, scheduler, kwok, kubectl, operator) from the audit log (bench/audit_window.py),
+  and the operator's re-lists during the burst (a watch the API server ended).
 
 ``--operator-src DIR``: run the operator package found in DIR/operator (e.g. a git worktree of an
 older commit) instead of this tree's, for before/after figures. JSON on stdout and in
@@ -42,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 for sub in ("operator", "tests", "e2e"):
     sys.path.insert(0, str(REPO / sub))
 
+from audit_window import writes_in_window  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import watch as k8s_watch  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -246,16 +250,19 @@ def floor_children(namespace: str, models: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def measure_floor(cluster: Cluster, models: list[str], timeout: float) -> tuple[float, dict[str, float]]:
-    """Seconds until every Deployment is Ready, and the CPU-seconds each process spent meanwhile."""
+def measure_floor(
+    cluster: Cluster, models: list[str], timeout: float
+) -> tuple[float, dict[str, float], tuple[float, float]]:
+    """Seconds until every Deployment is Ready, the CPU-seconds each process spent meanwhile, and the
+    window (epoch seconds) for the audit log."""
     ns = new_namespace(cluster, "bench-floor-")
     try:
         watch = ReadyWatch(cluster.api_client(), ns, ("apps", "v1", "deployments"), deployment_ready)
-        started, cpu = time.monotonic(), control_plane_cpu(cluster)
+        started, began, cpu = time.monotonic(), time.time(), control_plane_cpu(cluster)
         apply_burst(cluster, floor_children(ns, models), ns)
         wait_count("floor Deployments ready", len(models), watch.count, timeout)
         watch.stop()
-        return time.monotonic() - started, cpu_spent(cpu, control_plane_cpu(cluster))
+        return time.monotonic() - started, cpu_spent(cpu, control_plane_cpu(cluster)), (began, time.time())
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         wait_namespaces_gone(cluster, timeout, (f"namespace/{ns}",))  # not competing with the burst
@@ -454,13 +461,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cluster = connect(start=False)
     models = names(args.n)
     result: dict[str, Any] = {"models": args.n, "resync_seconds": args.resync}
+    windows: dict[str, tuple[float, float]] = {}  # phase -> (start, end) epoch, for the audit log
     result["bench_nodes"] = ensure_nodes(cluster, args.n)
     if not args.existing:
         wait_namespaces_gone(cluster, max(600.0, args.n * 1.5))
     install_manifests(cluster)
     timeout = max(600.0, args.n * 1.5)
     if not args.skip_floor:
-        floor_seconds, result["floor_cpu_seconds"] = measure_floor(cluster, models, timeout)
+        floor_seconds, result["floor_cpu_seconds"], windows["floor"] = measure_floor(cluster, models, timeout)
         result["floor_seconds"] = round(floor_seconds, 1)
         print(f"floor: {result['floor_seconds']} s", file=sys.stderr)
     counter = ApiRequestCounter(cluster, cluster_role=SERVICE_ACCOUNT, prefix="bench-scale")
@@ -477,7 +485,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         assert proc.proc is not None
         pid = proc.proc.pid
         watch = ReadyWatch(cluster.api_client(), ns, MODELDEPLOYMENTS, md_ready)
-        started, cpu = time.monotonic(), control_plane_cpu(cluster, pid)
+        started, began, cpu = time.monotonic(), time.time(), control_plane_cpu(cluster, pid)
+        burst_log = proc.log_offset()
         if not args.existing:
             apply_burst(cluster, [md_manifest(n) for n in models], ns)
         wait_count("ModelDeployments Ready", len(models), watch.count, timeout)
@@ -485,6 +494,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # where the CPU went until all were Ready (the floor's: "floor_cpu_seconds"): on a machine the
         # burst saturates, the ratio to the floor follows the extra work
         result["burst_cpu_seconds"] = cpu_spent(cpu, control_plane_cpu(cluster, pid))
+        windows["burst"] = (began, time.time())
+        # a watch the API server ended (e.g. a consumer too slow for its buffer) costs a re-list
+        result["burst_relists"] = sum(
+            1 for r in proc.log_records(burst_log) if "re-listing" in str(r.get("msg", ""))
+        )
         key = "restart_to_all_ready_seconds" if args.existing else "burst_seconds"
         result[key] = round(time.monotonic() - started, 1)
         if "floor_seconds" in result and "burst_seconds" in result:
@@ -533,6 +547,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         result["operator_peak_rss_mib"] = round(peak_rss_mib(pid), 1)
         result["operator_cpu_seconds_total"] = round(cpu_seconds(pid), 1)
+        if cluster.audit_log is not None:  # who wrote what in each phase (the local control plane)
+            for phase, (start, end) in windows.items():
+                result[f"{phase}_writes_by_user"] = writes_in_window(cluster.audit_log, start, end)
     finally:
         proc.stop()
         counter.remove()
