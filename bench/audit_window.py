@@ -11,6 +11,7 @@ operator.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,9 +37,11 @@ def short_user(username: str) -> str:
 
 def writes_in_window(log: Path, start: float, end: float, min_count: int = 50) -> dict[str, dict[str, int]]:
     """{"user (agent)": {"<verb> <resource>[/<subresource>]": count}} for writes received in [start, end);
-    entries under ``min_count`` are summed into "other" per user."""
+    entries under ``min_count`` are summed into "other" per user. Says so on stderr when the kept log
+    begins after ``start`` (rotated away: the counts are short)."""
     lo, hi = audit_time(start), audit_time(end)
     counts: Counter[tuple[str, str]] = Counter()
+    first = ""
     for path in audit_files(log):
         with path.open("rb") as f:
             for line in f:
@@ -47,6 +50,7 @@ def writes_in_window(log: Path, start: float, end: float, min_count: int = 50) -
                 except ValueError:
                     continue
                 received = event.get("requestReceivedTimestamp", "")
+                first = min(first, received) if first else received
                 if not lo <= received < hi:
                     continue
                 ref = event.get("objectRef") or {}
@@ -54,6 +58,8 @@ def writes_in_window(log: Path, start: float, end: float, min_count: int = 50) -
                 user = short_user(event["user"]["username"])
                 agent = str(event.get("userAgent", "?")).split("/", 1)[0]  # kwok and kubectl share a user
                 counts[(f"{user} ({agent})", f"{event['verb']} {what}")] += 1
+    if first > lo:
+        print(f"audit_window: the kept log begins at {first}, after {lo}: counts are short", file=sys.stderr)
     out: dict[str, dict[str, int]] = {}
     for (user, what), n in counts.most_common():
         key = what if n >= min_count else "other"
