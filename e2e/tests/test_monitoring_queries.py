@@ -148,9 +148,10 @@ def test_every_alert_and_dashboard_query_returns_data_during_rollouts(env: Env) 
     assert env.stable("kit-triton", timeout=240) and env.stable("kit-ts", timeout=240)
     assert status(env.cluster, ns, "kit-bad")["phase"] == "RolledBack"
     # with the healthy rollouts done, each alert is about its own ModelDeployment only
+    healthy = f'namespace="{ns}",name=~"kit-triton|kit-ts",phase="Healthy"'
     poll(
         "the operator's Healthy phases scraped",
-        lambda: len(prom.query(f'modeldeploy_phase{{namespace="{ns}",phase="Healthy"}} == 1')) >= 2,
+        lambda: len(prom.query(f"modeldeploy_phase{{{healthy}}} == 1")) == 2,
         timeout=30,
     )
     for alert, name in expected.items():
@@ -172,10 +173,16 @@ def test_every_alert_and_dashboard_query_returns_data_during_rollouts(env: Env) 
         series = with_data(range_query(prom, grafana(annotation["expr"], ns, "kit-triton"), start))
         assert series, f"no data: annotation {annotation['name']}"
         checked += 1
-    decisions = with_data(
-        range_query(prom, grafana(board["annotations"]["list"][0]["expr"], ns, "kit-triton"), start)
+
+    def decisions() -> set[str]:
+        expr = grafana(board["annotations"]["list"][0]["expr"], ns, "kit-triton")
+        return {s["metric"]["action"] for s in with_data(range_query(prom, expr, start))}
+
+    # the promotion is in a scrape after the status said Healthy, and a range query's last step
+    # (every 2 s from ``start``) can fall before that scrape: wait for it, do not read once
+    poll(
+        "the Decisions annotation shows RolloutPromoted", lambda: "RolloutPromoted" in decisions(), timeout=30
     )
-    assert "RolloutPromoted" in {s["metric"]["action"] for s in decisions}
     for variable in board["templating"]["list"]:
         if variable["type"] != "query":
             continue
