@@ -344,6 +344,11 @@ def writes(scraped: str) -> dict[str, float]:
     }
 
 
+def relists(proc: OperatorProcess, since: int) -> int:
+    """How often the operator's informers re-listed since log offset ``since``."""
+    return sum(1 for r in proc.log_records(since) if "re-listing" in str(r.get("msg", "")))
+
+
 def md_ready(md: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -496,9 +501,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["burst_cpu_seconds"] = cpu_spent(cpu, control_plane_cpu(cluster, pid))
         windows["burst"] = (began, time.time())
         # a watch the API server ended (e.g. a consumer too slow for its buffer) costs a re-list
-        result["burst_relists"] = sum(
-            1 for r in proc.log_records(burst_log) if "re-listing" in str(r.get("msg", ""))
-        )
+        result["burst_relists"] = relists(proc, burst_log)
         key = "restart_to_all_ready_seconds" if args.existing else "burst_seconds"
         result[key] = round(time.monotonic() - started, 1)
         if "floor_seconds" in result and "burst_seconds" in result:
@@ -525,9 +528,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["idle_gc_seconds_by_generation"] = {g: round(gc1[g] - gc0[g], 3) for g in gc1}
         # re-lists after a watch ended with 410 Gone (e.g. a CRD re-applied by someone else: its
         # storage restarts and every watch on it ends): the only reads an idle operator makes
-        result["idle_relists"] = sum(
-            1 for r in proc.log_records(log_offset) if "re-listing" in str(r.get("msg", ""))
-        )
+        result["idle_relists"] = relists(proc, log_offset)
         result["idle_seconds"] = round(t1 - t0, 1)
         result["idle_cpu_seconds_per_minute"] = round((cpu1 - cpu0) / (t1 - t0) * 60, 3)
         result["idle_api_requests_by_verb"] = {k: v for k, v in delta(calls1, calls0).items()}
